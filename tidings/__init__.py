@@ -1,0 +1,7 @@
+"""tidings: a self-hosted event bus. Emit events over HTTP or from Python, handle them with
+decorated functions on Celery workers, and query every handler run (a transaction)."""
+
+from tidings.client import Client
+from tidings.errors import TidingsError
+
+__all__ = ["Client", "TidingsError"]

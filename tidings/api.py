@@ -1,0 +1,200 @@
+"""HTTP in: the Event API (../shared/spec/SEMANTICS.md) on top of the store.
+
+Errors are raised as ``TidingsError`` anywhere below and answered here, in one place, as
+``{"status": "error", "message": ...}``.
+"""
+
+import hmac
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tidings import models
+from tidings.errors import NotFound, PayloadTooLarge, TidingsError, Unauthorized
+from tidings.settings import Settings
+from tidings.store import CUSTOM_PLATFORM, Caller, Emitted, Store
+
+SECRET_HEADER = "X-Buildable-Secret"
+
+#: Called with the caller's scope and the stored events after every emit (the worker
+#: framework hands them to Celery here).
+Dispatch = Callable[[Caller, list[Emitted]], Awaitable[None]]
+
+
+def error_response(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"status": "error", "message": message, **extra}, status_code=status)
+
+
+class BodyLimit:
+    """Answers 413 for bodies over the limit before anything parses them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        too_large = error_response(413, f"request body is larger than {self.max_bytes} bytes")
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and int(length) > self.max_bytes:
+            return await too_large(scope, receive, send)
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise PayloadTooLarge(f"request body is larger than {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
+    errors = exc.errors()
+    if any(e["type"] == "json_invalid" for e in errors):
+        return 400, "malformed JSON in the request body"
+    if any(e["type"] == "model_attributes_type" and tuple(e["loc"]) == ("body",) for e in errors):
+        return 400, "the body must be a JSON object, sent with Content-Type: application/json"
+    parts = []
+    for e in errors:
+        where = ".".join(str(p) for p in e["loc"] if p != "body") or "body"
+        parts.append(f"{where}: {e['msg']}")
+    return 422, "invalid request: " + "; ".join(parts)
+
+
+def create_app(settings: Settings | None = None, dispatch: Dispatch | None = None) -> FastAPI:
+    settings = settings or Settings()
+    if not settings.redis_url:
+        raise RuntimeError("REDIS_URL is not set: `tidings serve` starts an embedded Redis")
+    store = Store.from_url(settings.redis_url, ttl_seconds=settings.ttl_seconds)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await store.close()
+
+    app = FastAPI(
+        title="tidings",
+        summary="Self-hosted Event API: emit events, handle them with workers, query transactions.",
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    @app.exception_handler(TidingsError)
+    async def tidings_error(request: Request, exc: TidingsError) -> JSONResponse:
+        return error_response(exc.status_code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        status, message = _validation_message(exc)
+        return error_response(status, message)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail))
+
+    async def caller(
+        secret: Annotated[str | None, Header(alias=SECRET_HEADER)] = None,
+    ) -> Caller:
+        return await store.authenticate(secret)
+
+    Authenticated = Annotated[Caller, Depends(caller)]
+
+    async def emit(who: Caller, events: list[models.EmitRequest]) -> list[Emitted]:
+        emitted = await store.emit(
+            who.scope, events, platform=CUSTOM_PLATFORM, label=who.name, actor=who.name
+        )
+        if dispatch is not None:
+            await dispatch(who, emitted)
+        return emitted
+
+    @app.post("/emit", response_model=models.EmitResult)
+    async def emit_one(body: models.EmitRequest, who: Authenticated) -> models.EmitResult:
+        """Store an event and hand it to the workers subscribed to it."""
+        [emitted] = await emit(who, [body])
+        return models.EmitResult(key=emitted.key)
+
+    @app.post("/emit/batch", response_model=models.BatchEmitResult)
+    async def emit_batch(
+        body: models.BatchEmitRequest, who: Authenticated
+    ) -> models.BatchEmitResult:
+        """Store up to 1,000 events, all or nothing; their keys come back in order."""
+        emitted = await emit(who, body.events)
+        return models.BatchEmitResult(keys=[e.key for e in emitted])
+
+    @app.post("/query", response_model=models.QueryPage)
+    async def query(body: models.QueryRequest, who: Authenticated) -> models.QueryPage:
+        """A page of events, oldest first, filtered by name parts, since and transaction state."""
+        return await store.query(who.scope, body)
+
+    @app.post("/update", response_model=models.Event)
+    async def update(body: models.UpdateRequest, who: Authenticated) -> models.Event:
+        """Set the state of the (key, txKey) transaction directly, creating it if needed."""
+        return await store.update(
+            who.scope, body.key, body.eventName, body.txKey, body.txState, actor=who.name
+        )
+
+    @app.post("/init", response_model=models.Transaction)
+    async def init(body: models.InitRequest, who: Authenticated) -> models.Transaction:
+        """Claim a transaction: 409 if (key, txKey) exists already."""
+        return await store.init(who.scope, body.key, body.txKey, actor=who.name)
+
+    @app.post("/transact", response_model=models.Transaction)
+    async def transact(body: models.TransactRequest, who: Authenticated) -> models.Transaction:
+        """Finish a claimed transaction with its output and final state."""
+        return await store.transact(
+            who.scope, body.key, body.txKey, body.state, body.output, actor=who.name
+        )
+
+    @app.post("/get-full-event-name", response_model=models.FullName)
+    async def get_full_event_name(
+        body: models.FullNameRequest, who: Authenticated
+    ) -> models.FullName:
+        platform = body.platform or CUSTOM_PLATFORM
+        label = body.label or who.name
+        return models.FullName(fullName=models.full_event_name(platform, label, body.eventName))
+
+    @app.get("/events/{key}", response_model=models.EventWithTransactions)
+    async def get_event(key: str, who: Authenticated) -> models.EventWithTransactions:
+        """One event with all its transactions, outputs included."""
+        return await store.get_event(who.scope, key)
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        try:
+            await store.ping()
+        except Exception as exc:  # any failure to reach Redis is what this reports
+            return error_response(503, f"redis unreachable: {exc}", redis="down")
+        return JSONResponse({"status": "ok", "redis": "ok"})
+
+    async def admin(authorization: Annotated[str | None, Header()] = None) -> None:
+        if not settings.admin_token:
+            raise NotFound("the admin API is disabled: set TIDINGS_ADMIN_TOKEN to enable it")
+        expected = f"Bearer {settings.admin_token}"
+        if not authorization or not hmac.compare_digest(authorization.encode(), expected.encode()):
+            raise Unauthorized("admin endpoints need Authorization: Bearer <TIDINGS_ADMIN_TOKEN>")
+
+    @app.post("/admin/keys", dependencies=[Depends(admin)], response_model=models.SecretKey)
+    async def create_key(body: models.CreateKeyRequest) -> models.SecretKey:
+        """Create a secret key; its secret is in this answer and nowhere else."""
+        return await store.create_key(body.name, body.env, body.owner)
+
+    @app.get("/admin/keys", dependencies=[Depends(admin)], response_model=list[models.SecretKey])
+    async def list_keys(owner: str | None = None) -> list[models.SecretKey]:
+        return await store.list_keys(owner)
+
+    @app.post("/admin/keys/revoke", dependencies=[Depends(admin)], response_model=models.SecretKey)
+    async def revoke_key(body: models.CreateKeyRequest) -> models.SecretKey:
+        return await store.revoke_key(body.name, body.env, body.owner)
+
+    return app

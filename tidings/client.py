@@ -1,0 +1,121 @@
+"""A Python client for the Event API; every method raises ``TidingsError`` on an error answer."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from tidings import models
+from tidings.errors import TidingsError
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+
+
+class Client:
+    """Talks to a tidings server (or the original Event API) with one secret key."""
+
+    def __init__(
+        self,
+        secret: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers={"X-Buildable-Secret": secret},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        answer = self._http.request(method, path, json=body)
+        try:
+            data = answer.json()
+        except ValueError:
+            data = None
+        if answer.is_error:
+            message = data.get("message") if isinstance(data, dict) else None
+            raise TidingsError(message or answer.text or answer.reason_phrase, answer.status_code)
+        return data
+
+    def emit(self, event: str, payload: Any = None) -> str:
+        """Emit an event; answers its key."""
+        body = {"event": event, "payload": {} if payload is None else payload}
+        return str(self._call("POST", "/emit", body)["key"])
+
+    def emit_batch(self, events: list[tuple[str, Any]]) -> list[str]:
+        """Emit (name, payload) pairs all or nothing; answers their keys in order."""
+        body = {"events": [{"event": name, "payload": payload} for name, payload in events]}
+        return list(self._call("POST", "/emit/batch", body)["keys"])
+
+    def query(
+        self,
+        *,
+        event_name: str | None = None,
+        platform: str | None = None,
+        label: str | None = None,
+        tx_key: str | None = None,
+        tx_state: str | None = None,
+        since: int | None = None,
+        page: int = 1,
+        page_size: int = models.DEFAULT_PAGE_SIZE,
+    ) -> models.QueryPage:
+        body = {
+            "eventName": event_name,
+            "platform": platform,
+            "label": label,
+            "txKey": tx_key,
+            "txState": tx_state,
+            "since": since,
+            "page": page,
+            "pageSize": page_size,
+        }
+        body = {k: v for k, v in body.items() if v is not None}
+        return models.QueryPage.model_validate(self._call("POST", "/query", body))
+
+    def iter_events(self, **filters: Any) -> Iterator[models.Event]:
+        """Every event that matches, oldest first, page after page."""
+        filters.setdefault("page_size", 100)
+        page = 1
+        while True:
+            result = self.query(**filters, page=page)
+            yield from result.rows
+            if page >= result.totalPages:
+                return
+            page += 1
+
+    def get_event(self, key: str) -> models.EventWithTransactions:
+        return models.EventWithTransactions.model_validate(self._call("GET", f"/events/{key}"))
+
+    def update(self, key: str, event_name: str, tx_key: str, state: str) -> models.Event:
+        body = {"key": key, "eventName": event_name, "txKey": tx_key, "txState": state}
+        return models.Event.model_validate(self._call("POST", "/update", body))
+
+    def init(self, key: str, tx_key: str) -> models.Transaction:
+        """Claim a transaction; a TidingsError with status 409 if it exists already."""
+        body = {"key": key, "txKey": tx_key}
+        return models.Transaction.model_validate(self._call("POST", "/init", body))
+
+    def transact(
+        self, key: str, tx_key: str, output: Any = None, state: str = "finished"
+    ) -> models.Transaction:
+        body = {"key": key, "txKey": tx_key, "output": output, "state": state}
+        return models.Transaction.model_validate(self._call("POST", "/transact", body))
+
+    def full_event_name(
+        self, event_name: str, platform: str | None = None, label: str | None = None
+    ) -> str:
+        body = {"eventName": event_name, "platform": platform, "label": label}
+        body = {k: v for k, v in body.items() if v is not None}
+        return str(self._call("POST", "/get-full-event-name", body)["fullName"])

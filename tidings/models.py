@@ -1,0 +1,201 @@
+"""The record and request shapes: one definition each, used by the API, store, worker and client.
+
+Field names follow the Event API contract exactly (camelCase, ``_id``).
+"""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 10
+
+TxState = Literal["processing", "finished", "failed"]
+EndState = Literal["finished", "failed"]
+Environment = Literal["test", "live"]
+
+#: Event names and txKeys: no white space, and no "|" (it separates names in Redis keys).
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s|]+$")]
+#: Platforms, labels (secret key names) and owners: they are dot-separated parts of a full name.
+Part = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+]
+EventKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+def _blank_is_none(value: Any) -> Any:
+    """The original clients send "" for filters they do not use."""
+    return None if value == "" else value
+
+
+def full_event_name(platform: str, label: str, event_name: str) -> str:
+    return f"{platform}.{label}.{event_name}"
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class HistoryEntry(Record):
+    enterState: str
+    exitState: str | None
+    timestamp: int
+    updatedBy: str
+
+
+class Ownership(Record):
+    buildableId: str
+    userId: str
+    clientId: str
+
+
+class Processing(Record):
+    hasTransactions: bool
+    totalTransactions: int
+    hasFutureTransactions: bool
+    isCompleted: bool
+
+
+class Event(Record):
+    id: str = Field(alias="_id")
+    key: str
+    eventName: str
+    environment: str
+    payload: Any
+    query: Any
+    headers: Any
+    createdAt: int
+    state: str
+    history: list[HistoryEntry]
+    ttl: int
+    v: int
+    ownership: Ownership
+    processing: Processing
+    # Beyond the original: the parts of the full name, spelled out.
+    platform: str
+    label: str
+    fullName: str
+
+
+class EventRef(Record):
+    id: str = Field(alias="_id")
+    eventName: str
+
+
+class Transaction(Record):
+    id: str = Field(alias="_id")
+    key: str
+    txn: str
+    event: EventRef
+    createdAt: int
+    ttl: int
+    state: TxState
+    history: list[HistoryEntry]
+    startedAt: int
+    txKey: str
+    endedAt: int | None
+    # Beyond the original.
+    output: Any = None
+    attempts: int = 1
+    v: int = 1
+
+
+class EventWithTransactions(Event):
+    transactions: list[Transaction]
+
+
+class QueryPage(Record):
+    rows: list[Event]
+    total: int
+    page: int
+    pageSize: int
+    totalPages: int
+
+
+class EmitResult(Record):
+    status: Literal["success"] = "success"
+    key: str
+
+
+class BatchEmitResult(Record):
+    status: Literal["success"] = "success"
+    keys: list[str]
+
+
+class FullName(Record):
+    fullName: str
+
+
+# Requests. Strict: a field of the wrong type is an error, never silently converted.
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class EmitRequest(Request):
+    event: Name
+    payload: Any = Field(default_factory=dict)
+
+
+class BatchEmitRequest(Request):
+    events: list[EmitRequest] = Field(min_length=1, max_length=MAX_PAGE_SIZE)
+
+
+OptionalName = Annotated[Name | None, BeforeValidator(_blank_is_none)]
+OptionalPart = Annotated[Part | None, BeforeValidator(_blank_is_none)]
+
+
+class QueryRequest(Request):
+    eventName: OptionalName = None
+    platform: OptionalPart = None
+    label: OptionalPart = None
+    txKey: OptionalName = None
+    txState: Annotated[
+        TxState | Literal["does-not-exist"] | None, BeforeValidator(_blank_is_none)
+    ] = None
+    since: Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(_blank_is_none)] = None
+    page: int = Field(default=1, ge=1)
+    pageSize: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+
+
+class InitRequest(Request):
+    key: EventKey
+    txKey: Name
+
+
+class TransactRequest(Request):
+    key: EventKey
+    txKey: Name
+    output: Any = None
+    state: EndState
+
+
+class UpdateRequest(Request):
+    key: EventKey
+    eventName: Name
+    txKey: Name
+    txState: TxState
+
+
+class FullNameRequest(Request):
+    eventName: Name
+    platform: OptionalPart = None
+    label: OptionalPart = None
+
+
+class SecretKey(Record):
+    """A secret key as the operator sees it; the secret itself is shown only at creation."""
+
+    name: Part
+    env: Environment
+    owner: Part
+    createdAt: int
+    revokedAt: int | None = None
+    secret: str | None = None
+
+
+class CreateKeyRequest(Request):
+    name: Part
+    env: Environment
+    owner: Part = "default"

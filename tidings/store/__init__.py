@@ -1,0 +1,327 @@
+"""The event store: events, transactions, their indexes and secret keys, in Redis.
+
+Every write that touches more than one key is one Lua script (``lua/``), so it is atomic:
+concurrent claims of one transaction let exactly one through, and a request that fails
+writes nothing. Reads of a page are one script too, so a page and its total agree.
+"""
+
+import hashlib
+import json
+import math
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from tidings import models
+from tidings.errors import BadRequest, Conflict, NotFound, Unauthorized
+from tidings.store import keys
+from tidings.store.keys import Scope
+
+CUSTOM_PLATFORM = "custom"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _load_script(name: str) -> str:
+    lua = resources.files("tidings.store") / "lua"
+    return (lua / "common.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, as their secret key says: the key's name is the label of what it emits."""
+
+    name: str
+    env: str
+    owner: str
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.owner, self.env)
+
+
+@dataclass(frozen=True)
+class Emitted:
+    key: str
+    subscribers: list[str]
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value else None
+
+
+class Store:
+    """All reads and writes of tidings' data. Methods that act for a caller take its scope."""
+
+    def __init__(self, redis: aioredis.Redis, *, ttl_seconds: int) -> None:
+        self.redis = redis
+        self.ttl_seconds = ttl_seconds
+        self._scripts = {
+            name: redis.register_script(_load_script(name))
+            for name in ("emit", "init", "transact", "update", "query")
+        }
+
+    @classmethod
+    def from_url(cls, url: str, *, ttl_seconds: int) -> "Store":
+        return cls(aioredis.Redis.from_url(url, decode_responses=True), ttl_seconds=ttl_seconds)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    async def _run(self, script: str, *args: Any) -> Any:
+        return await self._scripts[script](args=[str(a) for a in args])
+
+    # Secret keys
+
+    async def create_key(self, name: str, env: str, owner: str = "default") -> models.SecretKey:
+        key = models.SecretKey(name=name, env=env, owner=owner, createdAt=now_ms())
+        secret = f"sk_{env}_{secrets.token_hex(24)}"
+        digest = _hash(secret)
+        if not await self.redis.hsetnx(keys.SECRETS, f"{owner}/{env}/{name}", digest):
+            raise Conflict(f"a {env} key named {name!r} already exists for owner {owner!r}")
+        record = key.model_dump(exclude_none=True, exclude={"secret"})
+        await self.redis.hset(keys.secret(digest), mapping=record)
+        return key.model_copy(update={"secret": secret})
+
+    async def list_keys(self, owner: str | None = None) -> list[models.SecretKey]:
+        digests: dict[str, str] = await self.redis.hgetall(keys.SECRETS)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for digest in digests.values():
+                pipe.hgetall(keys.secret(digest))
+            records = await pipe.execute()
+        found = [models.SecretKey.model_validate(_secret_fields(r)) for r in records if r]
+        return sorted(
+            (k for k in found if owner is None or k.owner == owner),
+            key=lambda k: (k.owner, k.env, k.name),
+        )
+
+    async def revoke_key(self, name: str, env: str, owner: str = "default") -> models.SecretKey:
+        digest: str | None = await self.redis.hget(keys.SECRETS, f"{owner}/{env}/{name}")
+        record: dict[str, str] = await self.redis.hgetall(keys.secret(digest)) if digest else {}
+        if not digest or not record:
+            raise NotFound(f"no {env} key named {name!r} for owner {owner!r}")
+        if not record.get("revokedAt"):
+            record["revokedAt"] = str(now_ms())
+            await self.redis.hset(keys.secret(digest), "revokedAt", record["revokedAt"])
+        return models.SecretKey.model_validate(_secret_fields(record))
+
+    async def authenticate(self, secret: str | None) -> Caller:
+        if not secret:
+            raise Unauthorized("missing secret key: send it in the X-Buildable-Secret header")
+        record: dict[str, str] = await self.redis.hgetall(keys.secret(_hash(secret)))
+        if not record:
+            raise Unauthorized("unknown secret key")
+        if record.get("revokedAt"):
+            raise Unauthorized("this secret key has been revoked")
+        return Caller(name=record["name"], env=record["env"], owner=record["owner"])
+
+    # Events
+
+    async def emit(
+        self,
+        scope: Scope,
+        events: list[models.EmitRequest],
+        *,
+        platform: str,
+        label: str,
+        actor: str,
+        headers: Any = None,
+        query: Any = None,
+    ) -> list[Emitted]:
+        """Store events all or nothing; answer their keys and the handlers subscribed to each."""
+        args: list[Any] = [scope.prefix, now_ms(), self.ttl_seconds, scope.env, actor]
+        event_keys = []
+        for event in events:
+            key = new_id()
+            event_keys.append(key)
+            args += [
+                key,
+                new_id()[:24],
+                dump(event.payload),
+                dump(headers if headers is not None else {}),
+                dump(query if query is not None else {}),
+                event.event,
+                platform,
+                label,
+            ]
+        subscribers = await self._run("emit", *args)
+        return [Emitted(k, s) for k, s in zip(event_keys, subscribers, strict=True)]
+
+    async def get_event(self, scope: Scope, key: str) -> models.EventWithTransactions:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(scope.event(key))
+            pipe.hkeys(scope.event_txs(key))
+            fields, tx_keys = await pipe.execute()
+        if not fields:
+            raise NotFound(f"no event with key {key!r}")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for tx_key in sorted(tx_keys):
+                pipe.hgetall(scope.transaction(key, tx_key))
+            txs = [_transaction(f) for f in await pipe.execute() if f]
+        event = _event(scope, fields)
+        return models.EventWithTransactions(**dict(event), transactions=txs)
+
+    async def query(self, scope: Scope, q: models.QueryRequest) -> models.QueryPage:
+        combo = keys.combo(q.platform, q.label, q.eventName)
+        missing: list[str] = []
+        if q.txKey is None:
+            if q.txState is not None:
+                raise BadRequest("txState filters on a txKey: give txKey too")
+            index = f"idx|{combo}"
+        elif q.txState == "does-not-exist":
+            index = f"miss|{q.txKey}|{combo}"
+            missing = [q.txKey, combo]
+        else:
+            index = f"txidx|{q.txState or 'any'}|{q.txKey}|{combo}"
+        offset = (q.page - 1) * q.pageSize
+        total, rows = await self._run(
+            "query",
+            scope.prefix,
+            index,
+            "" if q.since is None else q.since,
+            offset,
+            q.pageSize,
+            now_ms(),
+            self.ttl_seconds,
+            *missing,
+        )
+        return models.QueryPage(
+            rows=[_event(scope, _pairs(row)) for row in rows],
+            total=total,
+            page=q.page,
+            pageSize=q.pageSize,
+            totalPages=math.ceil(total / q.pageSize),
+        )
+
+    # Transactions
+
+    async def init(
+        self, scope: Scope, key: str, tx_key: str, *, actor: str, lease_ms: int = 0
+    ) -> models.Transaction:
+        """Claim (key, tx_key). A lease lets a worker's claim be taken over once it lapses."""
+        answer = await self._run(
+            "init", scope.prefix, key, tx_key, now_ms(), actor, new_id()[:24], new_id(), lease_ms
+        )
+        if answer[0] == "not_found":
+            raise NotFound(f"no event with key {key!r}")
+        if answer[0] == "conflict":
+            raise Conflict(f"transaction {tx_key!r} on event {key!r} exists already ({answer[1]})")
+        return _transaction(_pairs(answer[1]))
+
+    async def transact(
+        self, scope: Scope, key: str, tx_key: str, state: str, output: Any, *, actor: str
+    ) -> models.Transaction:
+        answer = await self._run(
+            "transact", scope.prefix, key, tx_key, state, dump(output), now_ms(), actor
+        )
+        if answer[0] == "not_found":
+            raise NotFound(f"no transaction {tx_key!r} on event {key!r}: claim it with /init first")
+        if answer[0] == "conflict":
+            raise Conflict(
+                f"transaction {tx_key!r} on event {key!r} has already ended ({answer[1]})"
+            )
+        return _transaction(_pairs(answer[1]))
+
+    async def update(
+        self, scope: Scope, key: str, event_name: str, tx_key: str, state: str, *, actor: str
+    ) -> models.Event:
+        answer = await self._run(
+            "update",
+            scope.prefix,
+            key,
+            event_name,
+            tx_key,
+            state,
+            now_ms(),
+            actor,
+            new_id()[:24],
+            new_id(),
+        )
+        if answer[0] == "not_found":
+            what = (
+                "no event with key" if answer[1] == "event" else f"no {event_name!r} event with key"
+            )
+            raise NotFound(f"{what} {key!r}")
+        return _event(scope, _pairs(answer[1]))
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _secret_fields(record: dict[str, str]) -> dict[str, Any]:
+    return {
+        **record,
+        "createdAt": int(record["createdAt"]),
+        "revokedAt": _int_or_none(record.get("revokedAt")),
+    }
+
+
+def _event(scope: Scope, f: dict[str, str]) -> models.Event:
+    return models.Event(
+        id=f["_id"],
+        key=f["key"],
+        eventName=f["eventName"],
+        environment=scope.env,
+        payload=json.loads(f["payload"]),
+        query=json.loads(f["query"]),
+        headers=json.loads(f["headers"]),
+        createdAt=int(f["createdAt"]),
+        state=f["state"],
+        history=json.loads(f["history"]),
+        ttl=int(f["ttl"]),
+        v=int(f["v"]),
+        ownership=models.Ownership(
+            buildableId=scope.owner, userId=scope.owner, clientId=f["label"]
+        ),
+        processing=models.Processing(
+            hasTransactions=f["hasTransactions"] == "1",
+            totalTransactions=int(f["totalTransactions"]),
+            hasFutureTransactions=f["hasFutureTransactions"] == "1",
+            isCompleted=f["isCompleted"] == "1",
+        ),
+        platform=f["platform"],
+        label=f["label"],
+        fullName=models.full_event_name(f["platform"], f["label"], f["eventName"]),
+    )
+
+
+def _transaction(f: dict[str, str]) -> models.Transaction:
+    return models.Transaction(
+        id=f["_id"],
+        key=f["key"],
+        txn=f["txn"],
+        event=models.EventRef(id=f["eventId"], eventName=f["eventName"]),
+        createdAt=int(f["createdAt"]),
+        ttl=int(f["ttl"]),
+        state=f["state"],
+        history=json.loads(f["history"]),
+        startedAt=int(f["startedAt"]),
+        txKey=f["txKey"],
+        endedAt=_int_or_none(f.get("endedAt")),
+        output=json.loads(f["output"]) if "output" in f else None,
+        attempts=int(f["attempts"]),
+        v=int(f["v"]),
+    )

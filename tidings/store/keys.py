@@ -1,0 +1,87 @@
+"""Every Redis key tidings uses is built here (and mirrored, name for name, in lua/common.lua).
+
+Global keys::
+
+    tidings:secret:{sha256}      hash  a secret key: name, env, owner, createdAt, revokedAt
+    tidings:secrets              hash  "{owner}/{env}/{name}" -> sha256, every key ever made
+    tidings:subs:{eventName}     hash  txKey -> JSON subscription of a handler (from workers)
+    tidings:outstanding          zset  "{owner}|{env}|{key}" -> createdAt: events still awaiting
+                                       a subscribed handler (what recovery looks at)
+    tidings:leases               zset  "{owner}|{env}|{key}|{txKey}" -> lease expiry (ms) of
+                                       the transactions workers are running
+
+Per scope, where a scope is ``tidings:{owner}:{env}``::
+
+    {scope}:ev:{key}                 hash   the event: its fields, payload, headers and query as
+                                            raw JSON, state, history, v and processing flags
+    {scope}:ev:{key}:txs             hash   txKey -> state of each of the event's transactions
+    {scope}:ev:{key}:expected        set    txKeys of the handlers subscribed when it was emitted
+    {scope}:tx:{key}|{txKey}         hash   a transaction
+    {scope}:idx|{combo}              zset   event key -> createdAt, for one name filter
+    {scope}:txidx|{state}|{txKey}|{combo}
+                                     zset   the same, for events whose txKey transaction is in
+                                            that state ("any" for all states)
+    {scope}:miss|{txKey}|{combo}     zset   events with no txKey transaction; kept only once a
+                                            query asked for it
+    {scope}:missreg|{combo}          set    the txKeys whose "miss" index is kept for a combo
+
+A ``combo`` names which parts of the full name a query filters on: ``*`` for none, else
+``p=…``, ``l=…``, ``n=…`` joined by ``|`` in that order. Every event is written to the eight
+combos its own name makes, so each /query reads one sorted set. Names never contain ``|``.
+Every per-event key expires with its event (PEXPIREAT); index members older than the
+retention are trimmed on every write and read.
+"""
+
+from dataclasses import dataclass
+
+ROOT = "tidings"
+OUTSTANDING = f"{ROOT}:outstanding"
+LEASES = f"{ROOT}:leases"
+SECRETS = f"{ROOT}:secrets"
+
+
+def secret(digest: str) -> str:
+    return f"{ROOT}:secret:{digest}"
+
+
+def subscriptions(event_name: str) -> str:
+    return f"{ROOT}:subs:{event_name}"
+
+
+def combo(platform: str | None, label: str | None, event_name: str | None) -> str:
+    parts = [
+        f"{tag}={value}"
+        for tag, value in (("p", platform), ("l", label), ("n", event_name))
+        if value
+    ]
+    return "|".join(parts) or "*"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The events of one owner in one environment; no key reaches outside its scope."""
+
+    owner: str
+    env: str
+
+    @property
+    def prefix(self) -> str:
+        return f"{ROOT}:{self.owner}:{self.env}"
+
+    def event(self, key: str) -> str:
+        return f"{self.prefix}:ev:{key}"
+
+    def event_txs(self, key: str) -> str:
+        return f"{self.prefix}:ev:{key}:txs"
+
+    def transaction(self, key: str, tx_key: str) -> str:
+        return f"{self.prefix}:tx:{key}|{tx_key}"
+
+    def index(self, combo: str) -> str:
+        return f"{self.prefix}:idx|{combo}"
+
+    def tx_index(self, state: str, tx_key: str, combo: str) -> str:
+        return f"{self.prefix}:txidx|{state}|{tx_key}|{combo}"
+
+    def missing_index(self, tx_key: str, combo: str) -> str:
+        return f"{self.prefix}:miss|{tx_key}|{combo}"
