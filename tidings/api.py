@@ -5,7 +5,7 @@ Errors are raised as ``TidingsError`` anywhere below and answered here, in one p
 """
 
 import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -16,15 +16,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings import models
+from tidings.dispatch import Dispatcher
 from tidings.errors import NotFound, PayloadTooLarge, TidingsError, Unauthorized
 from tidings.settings import Settings
 from tidings.store import CUSTOM_PLATFORM, Caller, Emitted, Store
 
 SECRET_HEADER = "X-Buildable-Secret"
-
-#: Called with the caller's scope and the stored events after every emit (the worker
-#: framework hands them to Celery here).
-Dispatch = Callable[[Caller, list[Emitted]], Awaitable[None]]
 
 
 def error_response(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -71,15 +68,19 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
     return 422, "invalid request: " + "; ".join(parts)
 
 
-def create_app(settings: Settings | None = None, dispatch: Dispatch | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set: `tidings serve` starts an embedded Redis")
-    store = Store.from_url(settings.redis_url, ttl_seconds=settings.ttl_seconds)
+    store = Store.from_url(
+        settings.redis_url, ttl_seconds=settings.ttl_seconds, grace_ms=settings.grace_ms
+    )
+    dispatch = Dispatcher.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        dispatch.flush()
         await store.close()
 
     app = FastAPI(
@@ -114,8 +115,7 @@ def create_app(settings: Settings | None = None, dispatch: Dispatch | None = Non
         emitted = await store.emit(
             who.scope, events, platform=CUSTOM_PLATFORM, label=who.name, actor=who.name
         )
-        if dispatch is not None:
-            await dispatch(who, emitted)
+        await dispatch(who, emitted)
         return emitted
 
     @app.post("/emit", response_model=models.EmitResult)

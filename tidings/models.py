@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+CUSTOM_PLATFORM = "custom"
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 10
 
@@ -41,6 +42,8 @@ class HistoryEntry(Record):
     exitState: str | None
     timestamp: int
     updatedBy: str
+    # Beyond the original: why a worker wrote it (a retry, a lapsed lease, an error).
+    reason: str | None = Field(default=None, exclude_if=lambda reason: reason is None)
 
 
 class Ownership(Record):
@@ -182,6 +185,16 @@ class FullNameRequest(Request):
     eventName: Name
     platform: OptionalPart = None
     label: OptionalPart = None
+
+
+class Subscription(Record):
+    """A handler's subscription, as workers register it in Redis for the API to see."""
+
+    txKey: str
+    eventName: str
+    platform: str | None = CUSTOM_PLATFORM
+    label: str | None = None
+    queue: str
 
 
 class SecretKey(Record):

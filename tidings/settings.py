@@ -25,3 +25,44 @@ class Settings(BaseSettings):
     max_batch_events: int = Field(default=1000, gt=0)
     #: Guards the /admin endpoints; they answer 404 while it is unset.
     admin_token: str | None = None
+
+    # Workers
+    #: The Celery broker, when it is not REDIS_URL (e.g. amqp://... for RabbitMQ).
+    broker_url: str | None = None
+    #: Comma-separated environments this worker handles.
+    environments: str = "test,live"
+    #: Comma-separated modules that define handlers, imported by the worker.
+    handlers: str = "handlers"
+    #: How long a worker may run a transaction before another may claim it again.
+    lease_seconds: float = Field(default=300, gt=0)
+    #: How old an event must be before recovery re-dispatches handlers that never started.
+    grace_seconds: float = Field(default=30, gt=0)
+    #: How often each worker looks for lapsed leases and lost messages.
+    recovery_interval_seconds: float = Field(default=5, gt=0)
+    #: How long the API waits to put more events into one broker message.
+    dispatch_linger_ms: float = Field(default=2, ge=0)
+    #: The most transactions one broker message carries.
+    dispatch_batch: int = Field(default=100, gt=0)
+
+    @property
+    def environment_list(self) -> list[str]:
+        return [env.strip() for env in self.environments.split(",") if env.strip()]
+
+    @property
+    def handler_modules(self) -> list[str]:
+        return [name.strip() for name in self.handlers.split(",") if name.strip()]
+
+    @property
+    def broker(self) -> str:
+        broker = self.broker_url or self.redis_url
+        if not broker:
+            raise RuntimeError("set REDIS_URL (or TIDINGS_BROKER_URL) for the workers")
+        return broker
+
+    @property
+    def lease_ms(self) -> int:
+        return int(self.lease_seconds * 1000)
+
+    @property
+    def grace_ms(self) -> int:
+        return int(self.grace_seconds * 1000)

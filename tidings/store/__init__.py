@@ -22,7 +22,21 @@ from tidings.errors import BadRequest, Conflict, NotFound, Unauthorized
 from tidings.store import keys
 from tidings.store.keys import Scope
 
-CUSTOM_PLATFORM = "custom"
+CUSTOM_PLATFORM = models.CUSTOM_PLATFORM
+DEFAULT_GRACE_MS = 30_000
+
+
+SCRIPTS = (
+    "emit",
+    "init",
+    "transact",
+    "update",
+    "query",
+    "claim",
+    "retry_later",
+    "recover",
+    "backfill",
+)
 
 
 def now_ms() -> int:
@@ -56,9 +70,39 @@ class Caller:
 
 
 @dataclass(frozen=True)
+class WorkItem:
+    """One transaction for a worker to run: a handler (txKey) on an event."""
+
+    owner: str
+    env: str
+    key: str
+    tx_key: str
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.owner, self.env)
+
+
+@dataclass(frozen=True)
 class Emitted:
     key: str
-    subscribers: list[str]
+    #: (txKey, queue) of each handler subscribed to the event when it was stored.
+    routes: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's claim: the attempt it runs and the event's input."""
+
+    attempt: int
+    payload: Any
+    headers: Any
+    query: Any
+    created_at: int
+    event_id: str
+    event_name: str
+    platform: str
+    label: str
 
 
 def _hash(secret: str) -> str:
@@ -72,17 +116,18 @@ def _int_or_none(value: str | None) -> int | None:
 class Store:
     """All reads and writes of tidings' data. Methods that act for a caller take its scope."""
 
-    def __init__(self, redis: aioredis.Redis, *, ttl_seconds: int) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, *, ttl_seconds: int, grace_ms: int = DEFAULT_GRACE_MS
+    ) -> None:
         self.redis = redis
         self.ttl_seconds = ttl_seconds
-        self._scripts = {
-            name: redis.register_script(_load_script(name))
-            for name in ("emit", "init", "transact", "update", "query")
-        }
+        self.grace_ms = grace_ms
+        self._scripts = {name: redis.register_script(_load_script(name)) for name in SCRIPTS}
 
     @classmethod
-    def from_url(cls, url: str, *, ttl_seconds: int) -> "Store":
-        return cls(aioredis.Redis.from_url(url, decode_responses=True), ttl_seconds=ttl_seconds)
+    def from_url(cls, url: str, *, ttl_seconds: int, grace_ms: int = DEFAULT_GRACE_MS) -> "Store":
+        client = aioredis.Redis.from_url(url, decode_responses=True)
+        return cls(client, ttl_seconds=ttl_seconds, grace_ms=grace_ms)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -149,13 +194,19 @@ class Store:
         actor: str,
         headers: Any = None,
         query: Any = None,
+        event_keys: list[str] | None = None,
     ) -> list[Emitted]:
         """Store events all or nothing; answer their keys and the handlers subscribed to each."""
-        args: list[Any] = [scope.prefix, now_ms(), self.ttl_seconds, scope.env, actor]
-        event_keys = []
-        for event in events:
-            key = new_id()
-            event_keys.append(key)
+        args: list[Any] = [
+            scope.prefix,
+            now_ms(),
+            self.ttl_seconds,
+            scope.env,
+            actor,
+            self.grace_ms,
+        ]
+        event_keys = event_keys or [new_id() for _ in events]
+        for key, event in zip(event_keys, events, strict=True):
             args += [
                 key,
                 new_id()[:24],
@@ -166,8 +217,11 @@ class Store:
                 platform,
                 label,
             ]
-        subscribers = await self._run("emit", *args)
-        return [Emitted(k, s) for k, s in zip(event_keys, subscribers, strict=True)]
+        routes = await self._run("emit", *args)
+        return [
+            Emitted(key, list(zip(r[::2], r[1::2], strict=True)))
+            for key, r in zip(event_keys, routes, strict=True)
+        ]
 
     async def get_event(self, scope: Scope, key: str) -> models.EventWithTransactions:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -217,12 +271,10 @@ class Store:
 
     # Transactions
 
-    async def init(
-        self, scope: Scope, key: str, tx_key: str, *, actor: str, lease_ms: int = 0
-    ) -> models.Transaction:
-        """Claim (key, tx_key). A lease lets a worker's claim be taken over once it lapses."""
+    async def init(self, scope: Scope, key: str, tx_key: str, *, actor: str) -> models.Transaction:
+        """Claim (key, tx_key) for good: a Conflict if it exists already."""
         answer = await self._run(
-            "init", scope.prefix, key, tx_key, now_ms(), actor, new_id()[:24], new_id(), lease_ms
+            "init", scope.prefix, key, tx_key, now_ms(), actor, new_id()[:24], new_id()
         )
         if answer[0] == "not_found":
             raise NotFound(f"no event with key {key!r}")
@@ -265,6 +317,108 @@ class Store:
             )
             raise NotFound(f"{what} {key!r}")
         return _event(scope, _pairs(answer[1]))
+
+    # Workers
+
+    async def claim(
+        self, item: WorkItem, *, actor: str, lease_ms: int, attempt: int = 0
+    ) -> Claim | None:
+        """A worker's leased claim; None when the transaction is not this worker's to run."""
+        answer = await self._run(
+            "claim",
+            item.scope.prefix,
+            item.key,
+            item.tx_key,
+            now_ms(),
+            actor,
+            new_id()[:24],
+            new_id(),
+            lease_ms,
+            attempt,
+        )
+        if answer[0] != "ok":
+            return None
+        attempts, payload, headers, query, created_at, event_id, name, platform, label = answer[1:]
+        return Claim(
+            attempt=int(attempts),
+            payload=json.loads(payload),
+            headers=json.loads(headers),
+            query=json.loads(query),
+            created_at=int(created_at),
+            event_id=event_id,
+            event_name=name,
+            platform=platform,
+            label=label,
+        )
+
+    async def retry_later(
+        self, item: WorkItem, *, actor: str, reason: str, lease_until: int
+    ) -> bool:
+        """Record a failed attempt and hold the lease until its retry is due."""
+        return bool(
+            await self._run(
+                "retry_later",
+                item.scope.prefix,
+                item.key,
+                item.tx_key,
+                now_ms(),
+                actor,
+                reason,
+                lease_until,
+            )
+        )
+
+    async def recover(
+        self, environments: list[str], *, lease_ms: int, limit: int = 1000
+    ) -> list[tuple[WorkItem, str]]:
+        """Work to hand out again, with its queue: lapsed leases, and subscribed handlers
+        with no transaction on an event older than the grace period."""
+        found = await self._run("recover", now_ms(), lease_ms, self.grace_ms, limit, *environments)
+        items = []
+        for member in found:
+            owner, env, key, tx_key, queue = member.split("|")
+            items.append((WorkItem(owner, env, key, tx_key), queue))
+        return items
+
+    async def subscribe(
+        self, subscriptions: list[models.Subscription], environments: list[str], *, worker: str
+    ) -> None:
+        """Register a worker's handlers, so that emits route events to them."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for sub in subscriptions:
+                for env in environments:
+                    pipe.hset(
+                        keys.subscriptions(env, sub.eventName), sub.txKey, sub.model_dump_json()
+                    )
+            pipe.zadd(keys.WORKERS, {worker: now_ms()})
+            await pipe.execute()
+
+    async def scopes(self) -> list[Scope]:
+        """Every (owner, environment) that has a secret key."""
+        names: list[str] = await self.redis.hkeys(keys.SECRETS)
+        return sorted({Scope(*name.split("/")[:2]) for name in names}, key=lambda s: s.prefix)
+
+    async def backfill(
+        self, scope: Scope, sub: models.Subscription, since: int, *, page: int = 500
+    ) -> list[str]:
+        """Subscribe a handler to past events with no transaction of its own; their keys."""
+        combo = keys.combo(sub.platform, sub.label, sub.eventName)
+        found: list[str] = []
+        offset: int | str = 0
+        while offset != "":
+            offset, *keys_ = await self._run(
+                "backfill",
+                scope.prefix,
+                sub.txKey,
+                combo,
+                since,
+                offset,
+                page,
+                now_ms(),
+                self.grace_ms,
+            )
+            found += keys_
+        return found
 
 
 def _pairs(flat: list[str]) -> dict[str, str]:

@@ -4,9 +4,11 @@ Global keys::
 
     tidings:secret:{sha256}      hash  a secret key: name, env, owner, createdAt, revokedAt
     tidings:secrets              hash  "{owner}/{env}/{name}" -> sha256, every key ever made
-    tidings:subs:{eventName}     hash  txKey -> JSON subscription of a handler (from workers)
-    tidings:outstanding          zset  "{owner}|{env}|{key}" -> createdAt: events still awaiting
-                                       a subscribed handler (what recovery looks at)
+    tidings:subs:{env}:{eventName}
+                                 hash  txKey -> JSON Subscription of a handler (from workers)
+    tidings:workers              zset  worker name -> last heartbeat (ms)
+    tidings:outstanding          zset  "{owner}|{env}|{key}" -> when recovery looks next at an
+                                       event still awaiting a subscribed handler
     tidings:leases               zset  "{owner}|{env}|{key}|{txKey}" -> lease expiry (ms) of
                                        the transactions workers are running
 
@@ -44,8 +46,11 @@ def secret(digest: str) -> str:
     return f"{ROOT}:secret:{digest}"
 
 
-def subscriptions(event_name: str) -> str:
-    return f"{ROOT}:subs:{event_name}"
+WORKERS = f"{ROOT}:workers"
+
+
+def subscriptions(env: str, event_name: str) -> str:
+    return f"{ROOT}:subs:{env}:{event_name}"
 
 
 def combo(platform: str | None, label: str | None, event_name: str | None) -> str:

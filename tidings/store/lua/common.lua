@@ -18,6 +18,11 @@ local function scope_member(scope, key)
   local owner, env = string.match(scope, '^[^:]+:([^:]+):([^:]+)$')
   return owner .. '|' .. env .. '|' .. key
 end
+local function member_scope(member)
+  -- "{owner}|{env}|{key}[|{txKey}]" -> scope, key, txKey
+  local owner, env, key, txk = string.match(member, '^([^|]+)|([^|]+)|([^|]+)|?(.*)$')
+  return ROOT .. ':' .. owner .. ':' .. env, key, txk
+end
 
 -- The eight subsets of (platform, label, eventName) an event can be queried by.
 local function combos(platform, label, name)
@@ -36,14 +41,15 @@ local function index_add(key, score, member, cutoff, expires_at, now)
   end
 end
 
-local function history_entry(enter, exit, now, actor)
+-- `reason` (beyond the original) says why a worker recorded the entry, e.g. a failed attempt.
+local function history_entry(enter, exit, now, actor, reason)
   return {enterState = enter, exitState = exit or cjson.null, timestamp = tonumber(now),
-          updatedBy = actor}
+          updatedBy = actor, reason = reason}
 end
 
-local function append_history(hkey, enter, exit, now, actor)
+local function append_history(hkey, enter, exit, now, actor, reason)
   local history = cjson.decode(redis.call('HGET', hkey, 'history'))
-  table.insert(history, history_entry(enter, exit, now, actor))
+  table.insert(history, history_entry(enter, exit, now, actor, reason))
   redis.call('HSET', hkey, 'history', cjson.encode(history))
 end
 
@@ -86,9 +92,7 @@ local function refresh_event(scope, key, actor, now)
              'isCompleted', flags[3])
   if old[1] ~= state then append_history(ek, state, old[1], now, actor) end
   redis.call('HINCRBY', ek, 'v', 1)
-  if future then
-    redis.call('ZADD', OUTSTANDING, 'NX', old[5], scope_member(scope, key))
-  else
+  if not future then
     redis.call('ZREM', OUTSTANDING, scope_member(scope, key))
   end
 end
@@ -148,4 +152,21 @@ local function move_tx(scope, ev, txk, old_state, state, now, actor)
   if old_state ~= state then
     reindex_tx(scope, ev, txk, old_state, state, now)
   end
+end
+
+-- The handlers subscribed to an event: their txKeys, and {txKey, queue, ...} to route it.
+-- Workers register them in tidings:subs:{env}:{eventName} (see tidings/store/keys.py).
+local function subscribers(env, name, platform, label)
+  local expected, routes = {}, {}
+  local subs = redis.call('HGETALL', ROOT .. ':subs:' .. env .. ':' .. name)
+  for j = 1, #subs, 2 do
+    local s = cjson.decode(subs[j + 1])
+    if (s.platform == cjson.null or s.platform == platform)
+        and (s.label == cjson.null or s.label == label) then
+      table.insert(expected, subs[j])
+      table.insert(routes, subs[j])
+      table.insert(routes, s.queue)
+    end
+  end
+  return expected, routes
 end

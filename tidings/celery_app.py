@@ -1,0 +1,178 @@
+"""Celery at the edge: the app, its two thin tasks, and the worker's start-up.
+
+``tidings.run`` carries a batch of transactions (one broker message for many events) and
+runs each through ``tidings.worker.Runner``; a retry is a new single-item message with a
+countdown. Each worker's main process registers its handlers' subscriptions in Redis at
+start-up and then, every few seconds, hands out again what recovery finds.
+"""
+
+import asyncio
+import importlib
+import logging
+import os
+import socket
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery, signals
+from kombu.entity import Queue
+
+from tidings.handlers import REGISTRY
+from tidings.settings import Settings
+from tidings.store import Store, WorkItem
+from tidings.worker import Runner
+
+log = logging.getLogger("tidings.worker")
+
+RUN_TASK = "tidings.run"
+
+
+def queue_name(queue: str, env: str) -> str:
+    """Each environment has its own queues, so staging and production can share a broker."""
+    return f"{queue}.{env}"
+
+
+def publish(app: Celery, items: Iterable[tuple[WorkItem, str]], *, batch: int = 100) -> None:
+    """Send work items, as few messages as their queues and the batch size allow."""
+    by_queue: dict[str, list[list[str]]] = defaultdict(list)
+    for item, queue in items:
+        by_queue[queue_name(queue, item.env)].append([item.owner, item.env, item.key, item.tx_key])
+    for queue, rows in by_queue.items():
+        for start in range(0, len(rows), batch):
+            app.send_task(RUN_TASK, args=[rows[start : start + batch]], queue=queue)
+
+
+@dataclass
+class WorkerProcess:
+    """What one worker process needs: its event loop, store connection and runner."""
+
+    loop: asyncio.AbstractEventLoop
+    store: Store
+    runner: Runner
+
+
+_process: dict[int, WorkerProcess] = {}
+
+
+def worker_process(app: Celery, settings: Settings) -> WorkerProcess:
+    """Made once per process (prefork children each get their own, after the fork)."""
+    pid = os.getpid()
+    if pid not in _process:
+        loop = asyncio.new_event_loop()
+        store = Store.from_url(
+            settings.redis_url or settings.broker,
+            ttl_seconds=settings.ttl_seconds,
+            grace_ms=settings.grace_ms,
+        )
+
+        def schedule_retry(item: WorkItem, attempt: int, delay: float) -> None:
+            queue = queue_name(REGISTRY[item.tx_key].queue, item.env)
+            row = [item.owner, item.env, item.key, item.tx_key]
+            app.send_task(
+                RUN_TASK, args=[[row]], kwargs={"attempt": attempt}, countdown=delay, queue=queue
+            )
+
+        def publish_items(items: list[tuple[WorkItem, str]]) -> None:
+            publish(app, items, batch=settings.dispatch_batch)
+
+        name = f"{socket.gethostname()}:{pid}"
+        runner = Runner(store, name, settings.lease_ms, schedule_retry, publish_items)
+        _process[pid] = WorkerProcess(loop, store, runner)
+    return _process[pid]
+
+
+def create_celery(settings: Settings | None = None, *, import_handlers: bool = True) -> Celery:
+    """The Celery app; with ``import_handlers`` (workers), it also imports the handler
+    modules and consumes their queues in the environments it handles."""
+    settings = settings or Settings()
+    app = Celery("tidings", broker=settings.broker, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_prefetch_multiplier=4,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+    )
+    if import_handlers:
+        for module in settings.handler_modules:
+            importlib.import_module(module)
+        queues = {
+            queue_name(h.queue, env) for h in REGISTRY.values() for env in settings.environment_list
+        }
+        app.conf.task_queues = [Queue(name) for name in sorted(queues)]
+
+    @app.task(name=RUN_TASK)
+    def run(rows: list[list[str]], attempt: int = 0) -> None:
+        process = worker_process(app, settings)
+        process.loop.run_until_complete(_run_batch(process.runner, rows, attempt))
+
+    if import_handlers:
+        _start_worker_duties(app, settings)
+    return app
+
+
+async def _run_batch(runner: Runner, rows: list[list[str]], attempt: int) -> None:
+    for owner, env, key, tx_key in rows:
+        handler = REGISTRY.get(tx_key)
+        if handler is None:
+            log.warning("no handler %r in this worker; recovery will hand it out again", tx_key)
+            continue
+        await runner.run(WorkItem(owner, env, key, tx_key), handler, attempt)
+
+
+def _start_worker_duties(app: Celery, settings: Settings) -> None:
+    """Subscribe at start-up, then recover every few seconds, from the worker's main process."""
+    stop = threading.Event()
+
+    async def subscribe_and_backfill(store: Store) -> None:
+        subscriptions = [h.subscription for h in REGISTRY.values()]
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+        await store.subscribe(subscriptions, settings.environment_list, worker=worker)
+        for handler in REGISTRY.values():
+            if handler.since is None:
+                continue
+            for scope in await store.scopes():
+                if scope.env in settings.environment_list:
+                    keys = await store.backfill(scope, handler.subscription, handler.since)
+                    items = [
+                        (WorkItem(scope.owner, scope.env, k, handler.tx_key), handler.queue)
+                        for k in keys
+                    ]
+                    publish(app, items, batch=settings.dispatch_batch)
+
+    async def duties() -> None:
+        store = Store.from_url(
+            settings.redis_url or settings.broker,
+            ttl_seconds=settings.ttl_seconds,
+            grace_ms=settings.grace_ms,
+        )
+        try:
+            await subscribe_and_backfill(store)
+            while not stop.is_set():
+                items = await store.recover(settings.environment_list, lease_ms=settings.lease_ms)
+                if items:
+                    log.info("recovery hands out %d transactions again", len(items))
+                    publish(app, items, batch=settings.dispatch_batch)
+                await asyncio.sleep(settings.recovery_interval_seconds)
+        finally:
+            await store.close()
+
+    def main() -> None:
+        try:
+            asyncio.run(duties())
+        except Exception:
+            log.exception("tidings worker duties stopped")
+
+    @signals.worker_ready.connect(weak=False)
+    def on_ready(sender: Any = None, **kwargs: Any) -> None:
+        threading.Thread(target=main, name="tidings-duties", daemon=True).start()
+
+    @signals.worker_shutdown.connect(weak=False)
+    def on_shutdown(sender: Any = None, **kwargs: Any) -> None:
+        stop.set()

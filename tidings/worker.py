@@ -1,0 +1,184 @@
+"""The init/transact wrapper around every handler run: plain Python, no Celery.
+
+A run claims its transaction (a leased init), calls the handler, and records the outcome
+with transact. An exception is retried with backoff until ``max_retries`` runs out; each
+failed attempt is written to the transaction's history; the last one fails it with the
+error as its output. The Celery task in ``tidings.celery_app`` is a thin shell around this.
+"""
+
+import contextvars
+import json
+import logging
+import random
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from tidings import models
+from tidings.errors import Conflict, NotFound
+from tidings.handlers import MAX_BACKOFF_SECONDS, EventInfo, Handler, Message
+from tidings.store import CUSTOM_PLATFORM, Claim, Store, WorkItem, new_id, now_ms
+
+log = logging.getLogger("tidings.worker")
+
+Outcome = Literal["finished", "failed", "retrying", "skipped"]
+#: Called with a work item, the attempt that follows, and the delay in seconds.
+ScheduleRetry = Callable[[WorkItem, int, float], None]
+#: Hands work items to the workers, with the queue of each.
+Publish = Callable[[list[tuple[WorkItem, str]]], None]
+
+#: The events the running handler emits: stored and dispatched once it has succeeded.
+_outbox: contextvars.ContextVar[list[tuple[str, models.EmitRequest]]] = contextvars.ContextVar(
+    "outbox"
+)
+
+
+def emit(event_name: str, payload: Any = None) -> str:
+    """Emit a follow-up event from inside a handler, without HTTP; answers its key.
+
+    It lands in the handled event's owner, environment and label, and is stored only if
+    the handler succeeds, so that a retried handler does not emit twice.
+    """
+    try:
+        outbox = _outbox.get()
+    except LookupError:
+        raise RuntimeError(
+            "tidings.emit() works inside a handler; elsewhere use tidings.Client(...).emit()"
+        ) from None
+    request = models.EmitRequest(event=event_name, payload={} if payload is None else payload)
+    key = new_id()
+    outbox.append((key, request))
+    return key
+
+
+def backoff_delay(handler: Handler, attempt: int) -> float:
+    """Exponential, capped, with equal jitter: half fixed, half random."""
+    delay = min(MAX_BACKOFF_SECONDS, handler.backoff * 2.0 ** (attempt - 1))
+    return float(delay / 2 + random.uniform(0, delay / 2))
+
+
+def error_output(exc: BaseException, *, with_traceback: bool = True) -> dict[str, Any]:
+    error = {"type": type(exc).__name__, "message": str(exc)}
+    if with_traceback:
+        error["traceback"] = "".join(traceback.format_exception(exc))
+    return {"error": error}
+
+
+class NotRetryable(Exception):
+    """A failure that another attempt cannot mend (bad payload, unserialisable output)."""
+
+
+@dataclass
+class Runner:
+    store: Store
+    worker_name: str
+    lease_ms: int
+    schedule_retry: ScheduleRetry
+    publish: Publish
+
+    async def run(self, item: WorkItem, handler: Handler, attempt: int = 0) -> Outcome:
+        claim = await self.store.claim(
+            item, actor=self.worker_name, lease_ms=self.lease_ms, attempt=attempt
+        )
+        if claim is None:
+            return "skipped"
+        outbox: list[tuple[str, models.EmitRequest]] = []
+        token = _outbox.set(outbox)
+        try:
+            output = await self._call(handler, item, claim)
+        except NotRetryable as exc:
+            error = error_output(exc.__cause__ or exc, with_traceback=False)
+            error["error"]["message"] = f"{exc}: {error['error']['message']}"
+            return await self._end(item, "failed", error)
+        except Exception as exc:
+            if claim.attempt > handler.max_retries:
+                return await self._end(item, "failed", error_output(exc))
+            return await self._retry(item, handler, claim, exc)
+        finally:
+            _outbox.reset(token)
+        if outbox:
+            await self._emit(item, claim, outbox)
+        return await self._end(item, "finished", output)
+
+    async def _emit(
+        self, item: WorkItem, claim: Claim, outbox: list[tuple[str, models.EmitRequest]]
+    ) -> None:
+        emitted = await self.store.emit(
+            item.scope,
+            [request for _, request in outbox],
+            event_keys=[key for key, _ in outbox],
+            platform=CUSTOM_PLATFORM,
+            label=claim.label,
+            actor=self.worker_name,
+        )
+        self.publish(
+            [
+                (WorkItem(item.owner, item.env, event.key, tx_key), queue)
+                for event in emitted
+                for tx_key, queue in event.routes
+            ]
+        )
+
+    async def _call(self, handler: Handler, item: WorkItem, claim: Claim) -> Any:
+        try:
+            payload = handler.validate_payload(claim.payload)
+        except ValidationError as exc:
+            raise NotRetryable("the payload does not fit the handler's model") from exc
+        message = Message(
+            payload=payload,
+            headers=claim.headers,
+            query=claim.query,
+            event=_event_info(item, handler, claim),
+            tx_key=item.tx_key,
+            attempt=claim.attempt,
+        )
+        output = await handler.fn(message) if handler.is_async else handler.fn(message)
+        try:
+            json.dumps(output)
+        except (TypeError, ValueError) as exc:
+            raise NotRetryable(
+                f"the handler returned a value that is not JSON-serialisable: {exc}"
+            ) from None
+        return output
+
+    async def _retry(
+        self, item: WorkItem, handler: Handler, claim: Claim, exc: Exception
+    ) -> Outcome:
+        delay = backoff_delay(handler, claim.attempt)
+        reason = (
+            f"attempt {claim.attempt} failed: {type(exc).__name__}: {exc}; retrying in {delay:.1f}s"
+        )
+        lease_until = now_ms() + int(delay * 1000) + self.lease_ms
+        if await self.store.retry_later(
+            item, actor=self.worker_name, reason=reason, lease_until=lease_until
+        ):
+            self.schedule_retry(item, claim.attempt + 1, delay)
+        return "retrying"
+
+    async def _end(self, item: WorkItem, state: models.EndState, output: Any) -> Outcome:
+        try:
+            await self.store.transact(
+                item.scope, item.key, item.tx_key, state, output, actor=self.worker_name
+            )
+        except (Conflict, NotFound) as exc:
+            # Our lease lapsed and another worker took the run over (or the event expired).
+            log.warning("result of %s on %s not recorded: %s", item.tx_key, item.key, exc)
+            return "skipped"
+        return state
+
+
+def _event_info(item: WorkItem, handler: Handler, claim: Claim) -> EventInfo:
+    return EventInfo(
+        key=item.key,
+        id=claim.event_id,
+        eventName=claim.event_name,
+        platform=claim.platform,
+        label=claim.label,
+        fullName=models.full_event_name(claim.platform, claim.label, claim.event_name),
+        environment=item.env,
+        owner=item.owner,
+        createdAt=claim.created_at,
+    )
