@@ -1,6 +1,9 @@
 """The command line: ``tidings serve``, ``tidings dev`` and ``tidings keys ...``."""
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,10 +19,12 @@ from tidings.store import Store
 
 T = TypeVar("T")
 ENVIRONMENTS = click.Choice(["test", "live"])
+#: How `tidings dev` runs a worker: the Procfile's worker line, from the project folder.
+WORKER_ARGS = ["-A", "workers", "worker", "--without-mingle", "--without-gossip"]
 
 
-def with_store(action: Callable[[Store], Awaitable[T]]) -> T:
-    """Run one store action against REDIS_URL or the embedded Redis."""
+def with_store(action: Callable[[Store], Awaitable[T]], url: str | None = None) -> T:
+    """Run one store action against ``url``, REDIS_URL or the embedded Redis."""
     settings = Settings()
 
     async def run(url: str) -> T:
@@ -29,9 +34,9 @@ def with_store(action: Callable[[Store], Awaitable[T]]) -> T:
         finally:
             await store.close()
 
-    with redis_url(settings.redis_url, settings.data_dir) as url:
+    with redis_url(url or settings.redis_url, settings.data_dir) as resolved:
         try:
-            return asyncio.run(run(url))
+            return asyncio.run(run(resolved))
         except TidingsError as exc:
             raise click.ClickException(exc.message) from None
 
@@ -39,21 +44,6 @@ def with_store(action: Callable[[Store], Awaitable[T]]) -> T:
 @click.group()
 def main() -> None:
     """tidings: a self-hosted event bus with Celery workers."""
-
-
-def _serve(host: str, port: int, workers: int, banner: Callable[[str], None] | None = None) -> None:
-    settings = Settings()
-    with redis_url(settings.redis_url, settings.data_dir) as url:
-        if banner:
-            banner(url)
-        uvicorn.run(
-            "tidings.api:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="warning" if banner else "info",
-        )
 
 
 @main.command()
@@ -64,48 +54,59 @@ def _serve(host: str, port: int, workers: int, banner: Callable[[str], None] | N
 @click.option("--workers", default=1, show_default=True, help="HTTP worker processes.")
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the Event API (on an embedded Redis if REDIS_URL is unset)."""
-    _serve(host, port, workers)
+    settings = Settings()
+    with redis_url(settings.redis_url, settings.data_dir):
+        uvicorn.run("tidings.api:create_app", factory=True, host=host, port=port, workers=workers)
 
 
 @main.command()
 @click.option("--port", default=8000, envvar="PORT", show_default=True)
-def dev(port: int) -> None:
-    """Local development: the API on an embedded Redis, with a test key ready to use."""
-    secret_file = Path(Settings().data_dir) / "dev-secret"
-
-    def banner(url: str) -> None:
-        secret = secret_file.read_text().strip() if secret_file.exists() else ""
-        if not secret or not _is_active(url, secret):
-            created = with_store(lambda s: s.create_key(f"dev-{_stamp()}", "test"))
-            assert created.secret is not None
-            secret = created.secret
-            secret_file.write_text(secret)
-        click.echo(f"tidings is serving on http://127.0.0.1:{port} (Redis at {url})")
-        click.echo(f"API docs: http://127.0.0.1:{port}/docs — try:\n")
+@click.option("--worker/--no-worker", default=True, show_default=True, help="Run a worker too.")
+def dev(port: int, worker: bool) -> None:
+    """Local development: Redis (embedded unless REDIS_URL is set), the API and a worker,
+    with a test key ready to use."""
+    settings = Settings()
+    with redis_url(settings.redis_url, settings.data_dir) as url:
+        secret = _dev_secret(url, Path(settings.data_dir) / "dev-secret")
+        process = None
+        if worker:
+            command = [sys.executable, "-m", "celery", *WORKER_ARGS, "--loglevel=info"]
+            process = subprocess.Popen(command, env={**os.environ, "REDIS_URL": url})
+        click.echo(f"\ntidings: API on http://127.0.0.1:{port} (docs at /docs), Redis at {url}")
+        click.echo("Emit an event:\n")
         click.echo(
             f"  curl -s http://127.0.0.1:{port}/emit -H 'X-Buildable-Secret: {secret}' "
             "-H 'Content-Type: application/json' "
             """-d '{"event": "user.created", "payload": {"email": "ada@example.com"}}'\n"""
         )
+        click.echo(
+            f"then see its transactions: curl -s http://127.0.0.1:{port}/events/<key> "
+            f"-H 'X-Buildable-Secret: {secret}'\n"
+        )
+        try:
+            uvicorn.run("tidings.api:create_app", factory=True, host="127.0.0.1", port=port)
+        finally:
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
 
-    _serve("127.0.0.1", port, 1, banner)
 
+def _dev_secret(url: str, secret_file: Path) -> str:
+    """The secret of the "dev" test key, kept in the data dir; made anew if it is gone."""
+    secret = secret_file.read_text().strip() if secret_file.exists() else ""
 
-def _stamp() -> str:
-    import time
-
-    return time.strftime("%Y%m%d%H%M%S")
-
-
-def _is_active(url: str, secret: str) -> bool:
-    async def check(store: Store) -> bool:
+    async def ensure(store: Store) -> str:
         try:
             await store.authenticate(secret)
-            return True
+            return secret
         except TidingsError:
-            return False
+            created = await store.create_key("dev", "test")
+            assert created.secret is not None
+            return created.secret
 
-    return with_store(check)
+    secret = with_store(ensure, url)
+    secret_file.write_text(secret)
+    return secret
 
 
 @main.group()

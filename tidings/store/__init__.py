@@ -144,8 +144,12 @@ class Store:
         key = models.SecretKey(name=name, env=env, owner=owner, createdAt=now_ms())
         secret = f"sk_{env}_{secrets.token_hex(24)}"
         digest = _hash(secret)
-        if not await self.redis.hsetnx(keys.SECRETS, f"{owner}/{env}/{name}", digest):
-            raise Conflict(f"a {env} key named {name!r} already exists for owner {owner!r}")
+        slot = f"{owner}/{env}/{name}"
+        if not await self.redis.hsetnx(keys.SECRETS, slot, digest):
+            existing = await self.redis.hget(keys.SECRETS, slot)
+            if not await self.redis.hget(keys.secret(existing), "revokedAt"):
+                raise Conflict(f"a {env} key named {name!r} already exists for owner {owner!r}")
+            await self.redis.hset(keys.SECRETS, slot, digest)  # a revoked name may be reused
         record = key.model_dump(exclude_none=True, exclude={"secret"})
         await self.redis.hset(keys.secret(digest), mapping=record)
         return key.model_copy(update={"secret": secret})
