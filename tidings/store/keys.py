@@ -11,6 +11,7 @@ Global keys::
                                        event still awaiting a subscribed handler
     tidings:leases               zset  "{owner}|{env}|{key}|{txKey}" -> lease expiry (ms) of
                                        the transactions workers are running
+    tidings:recovered            zset  the same members -> when recovery last handed one out
 
 Per scope, where a scope is ``tidings:{owner}:{env}``::
 

@@ -4,6 +4,7 @@
 local ROOT = 'tidings'
 local OUTSTANDING = ROOT .. ':outstanding'
 local LEASES = ROOT .. ':leases'
+local RECOVERED = ROOT .. ':recovered'
 
 local function ev_key(scope, key) return scope .. ':ev:' .. key end
 local function tx_key(scope, key, txk) return scope .. ':tx:' .. key .. '|' .. txk end

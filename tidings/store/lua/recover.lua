@@ -1,6 +1,8 @@
 -- What needs dispatching again: transactions whose lease lapsed, and subscribed handlers
 -- of outstanding events that have no transaction at all (a lost broker message).
--- Each is pushed back by `lease_ms`/`grace_ms`, so it is handed out once per period.
+-- Each is handed out once per period: a lapsed lease is noted in RECOVERED for `lease_ms`
+-- (its lease stays lapsed, so that the next claim may take it over), an outstanding event
+-- is pushed back by `grace_ms`.
 -- ARGV: now, lease_ms, grace_ms, limit, env...
 -- Returns {owner|env|key|txKey|queue, ...}
 local now, lease_ms, grace_ms, limit = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
@@ -14,14 +16,15 @@ local function queue_of(env, name, txk)
   return nil
 end
 
+redis.call('ZREMRANGEBYSCORE', RECOVERED, '-inf', now - lease_ms)
 for _, member in ipairs(redis.call('ZRANGEBYSCORE', LEASES, '-inf', now, 'LIMIT', 0, limit)) do
   local scope, key, txk = member_scope(member)
   local env = string.match(member, '^[^|]+|([^|]+)|')
-  if envs[env] then
+  if envs[env] and not redis.call('ZSCORE', RECOVERED, member) then
     local name = redis.call('HGET', ev_key(scope, key), 'eventName')
     local queue = name and queue_of(env, name, txk)
     if queue then
-      redis.call('ZADD', LEASES, now + lease_ms, member)
+      redis.call('ZADD', RECOVERED, now, member)
       table.insert(found, member .. '|' .. queue)
     elseif not name then
       redis.call('ZREM', LEASES, member)  -- the event has expired

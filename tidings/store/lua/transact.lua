@@ -9,6 +9,8 @@ if not ev or not old then return {'not_found'} end
 if old ~= 'processing' then return {'conflict', old} end
 redis.call('HSET', tk, 'output', output)
 move_tx(scope, ev, txk, old, state, now, actor)
-redis.call('ZREM', LEASES, scope_member(scope, key) .. '|' .. txk)
+local lease_member = scope_member(scope, key) .. '|' .. txk
+redis.call('ZREM', LEASES, lease_member)
+redis.call('ZREM', RECOVERED, lease_member)
 refresh_event(scope, key, actor, now)
 return {'ok', redis.call('HGETALL', tk)}

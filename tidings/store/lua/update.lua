@@ -15,7 +15,9 @@ else
   create_tx(scope, ev, txk, state, now, actor, id, txn)
 end
 if state ~= 'processing' then
-  redis.call('ZREM', LEASES, scope_member(scope, key) .. '|' .. txk)
+  local lease_member = scope_member(scope, key) .. '|' .. txk
+  redis.call('ZREM', LEASES, lease_member)
+  redis.call('ZREM', RECOVERED, lease_member)
 end
 refresh_event(scope, key, actor, now)
 return {'ok', redis.call('HGETALL', ev_key(scope, key))}

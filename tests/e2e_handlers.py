@@ -1,0 +1,93 @@
+"""Handlers that the end-to-end tests run in real Celery worker processes.
+
+Each run is counted in Redis, so that a test can tell how often a handler really ran.
+"""
+
+import asyncio
+import os
+import time
+from typing import Any
+
+import redis
+from pydantic import BaseModel
+
+from tidings import Message, handler
+
+counter = redis.Redis.from_url(os.environ["REDIS_URL"], decode_responses=True)
+
+
+def count_run(event: Message[Any]) -> int:
+    return int(counter.incr(f"test:runs:{event.tx_key}:{event.event.key}"))
+
+
+@handler("e2e.echo", tx_key="echo")
+def echo(event: Message[Any]) -> dict[str, Any]:
+    count_run(event)
+    return {"echo": event.payload, "fullName": event.event.fullName}
+
+
+@handler("e2e.fan", tx_key="fan-a")
+def fan_a(event: Message[Any]) -> str:
+    return "a"
+
+
+@handler("e2e.fan", tx_key="fan-b")
+def fan_b(event: Message[Any]) -> str:
+    return "b"
+
+
+@handler("e2e.fan", tx_key="fan-c")
+async def fan_c(event: Message[Any]) -> str:
+    await asyncio.sleep(0.01)
+    return "c"
+
+
+@handler("e2e.flaky", tx_key="flaky", max_retries=3, backoff=0.05)
+def flaky(event: Message[Any]) -> dict[str, int]:
+    count_run(event)
+    if event.attempt < 3:
+        raise RuntimeError(f"flaky attempt {event.attempt}")
+    return {"attempt": event.attempt}
+
+
+@handler("e2e.broken", tx_key="broken", max_retries=2, backoff=0.05)
+def broken(event: Message[Any]) -> None:
+    count_run(event)
+    raise ValueError("always broken")
+
+
+@handler("e2e.slow", tx_key="slow")
+def slow(event: Message[Any]) -> dict[str, int]:
+    """The first attempt hangs, so that a test can kill its worker mid-run."""
+    count_run(event)
+    if event.attempt == 1:
+        counter.set(f"test:started:{event.event.key}", "1")
+        time.sleep(120)
+    return {"attempt": event.attempt}
+
+
+class Order(BaseModel):
+    id: int
+    total: float
+
+
+@handler("e2e.typed", tx_key="typed")
+def typed(event: Message[Order]) -> dict[str, float]:
+    return {"total": event.payload.total}
+
+
+@handler("e2e.unserialisable", tx_key="unserialisable")
+def unserialisable(event: Message[Any]) -> object:
+    return object()
+
+
+@handler("e2e.old", tx_key="backfill", since=0)
+def backfill(event: Message[Any]) -> dict[str, bool]:
+    return {"backfilled": True}
+
+
+@handler("e2e.chain", tx_key="chain")
+def chain(event: Message[Any]) -> str:
+    import tidings
+
+    return tidings.emit("e2e.echo", {"from": event.event.key})

@@ -1,0 +1,303 @@
+"""End to end: the API over HTTP, a real Redis, and real Celery worker processes."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tidings.celery_app import RUN_TASK, create_celery
+from tidings.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKER_ENV = {
+    "TIDINGS_HANDLERS": "e2e_handlers",
+    "PYTHONPATH": str(ROOT / "tests"),
+    "TIDINGS_LEASE_SECONDS": "3",
+    "TIDINGS_GRACE_SECONDS": "1",
+    "TIDINGS_RECOVERY_INTERVAL_SECONDS": "0.5",
+}
+
+
+class Worker:
+    """`celery -A workers worker` in its own process group, stopped by PID."""
+
+    def __init__(self, redis_url: str, log_path: Path) -> None:
+        self.redis_url = redis_url
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "Worker":
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers",
+            "worker",
+            "--concurrency=2",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel=info",
+        ]
+        env = {**os.environ, **WORKER_ENV, "REDIS_URL": self.redis_url}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        name = f"{socket.gethostname()}:{self.process.pid}"
+        client = redis.Redis.from_url(self.redis_url)
+        deadline = time.monotonic() + 30
+        while client.zscore("tidings:workers", name) is None:  # subscribed: ready
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{self.log_path.read_text()}")
+            time.sleep(0.05)
+        return self
+
+    def _signal(self, sig: signal.Signals) -> None:
+        assert self.process is not None
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL to the main process and its pool children at once: no goodbyes."""
+        self._signal(signal.SIGKILL)
+
+
+@pytest.fixture
+def start_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[[], Worker]]:
+    workers: list[Worker] = []
+
+    def start() -> Worker:
+        worker = Worker(settings.redis_url or "", tmp_path / f"worker{len(workers)}.log")
+        workers.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in workers:
+        worker.kill()
+
+
+@pytest.fixture
+def http(live_server: str) -> Iterator[httpx.Client]:
+    admin = {"Authorization": "Bearer admin-secret"}
+    with httpx.Client(base_url=live_server, timeout=10) as client:
+        created = client.post("/admin/keys", json={"name": "shop", "env": "test"}, headers=admin)
+        client.headers["X-Buildable-Secret"] = created.json()["secret"]
+        yield client
+
+
+def emit(http: httpx.Client, name: str, payload: Any = None) -> str:
+    answer = http.post("/emit", json={"event": name, "payload": payload or {}})
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["key"])
+
+
+def wait_for(
+    http: httpx.Client, key: str, done: Callable[[dict[str, Any]], bool], timeout: float = 20
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        event: dict[str, Any] = http.get(f"/events/{key}").json()
+        if done(event):
+            return event
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out; the event is {event}")
+        time.sleep(0.05)
+
+
+def completed(event: dict[str, Any]) -> bool:
+    return bool(event["processing"]["isCompleted"])
+
+
+def tx(event: dict[str, Any], tx_key: str) -> dict[str, Any]:
+    [found] = [t for t in event["transactions"] if t["txKey"] == tx_key]
+    return found
+
+
+def runs(redis_client: redis.Redis, tx_key: str, key: str) -> int:
+    return int(redis_client.get(f"test:runs:{tx_key}:{key}") or 0)
+
+
+def test_an_emitted_event_is_handled_and_its_transaction_recorded(http, start_worker, redis_client):
+    start_worker()
+    key = emit(http, "e2e.echo", {"n": 1})
+    event = wait_for(http, key, completed)
+    echo = tx(event, "echo")
+    assert echo["state"] == "finished"
+    assert echo["output"] == {"echo": {"n": 1}, "fullName": "custom.shop.e2e.echo"}
+    assert [(h["enterState"], h["exitState"]) for h in echo["history"]] == [
+        ("processing", None),
+        ("finished", "processing"),
+    ]
+    assert echo["endedAt"] >= echo["startedAt"] >= event["createdAt"]
+    assert event["state"] == "finished"
+    assert event["processing"] == {
+        "hasTransactions": True,
+        "totalTransactions": 1,
+        "hasFutureTransactions": False,
+        "isCompleted": True,
+    }
+    assert runs(redis_client, "echo", key) == 1
+
+
+def test_the_api_knows_a_subscribed_handler_before_it_runs(http, start_worker):
+    worker = start_worker()
+    worker.stop()
+    key = emit(http, "e2e.echo")
+    event = http.get(f"/events/{key}").json()
+    assert event["processing"]["hasFutureTransactions"] is True
+    assert event["processing"]["isCompleted"] is False
+    assert event["state"] == "pending"
+
+
+def test_fan_out_gives_each_handler_its_own_transaction(http, start_worker):
+    start_worker()
+    key = emit(http, "e2e.fan")
+    event = wait_for(http, key, completed)
+    outputs = {t["txKey"]: (t["state"], t["output"]) for t in event["transactions"]}
+    assert outputs == {
+        "fan-a": ("finished", "a"),
+        "fan-b": ("finished", "b"),
+        "fan-c": ("finished", "c"),
+    }
+
+
+def test_a_handler_that_raises_twice_is_retried_until_it_succeeds(http, start_worker, redis_client):
+    start_worker()
+    key = emit(http, "e2e.flaky")
+    flaky = tx(wait_for(http, key, completed), "flaky")
+    assert flaky["state"] == "finished"
+    assert flaky["output"] == {"attempt": 3}
+    assert flaky["attempts"] == 3
+    reasons = [h.get("reason") or "" for h in flaky["history"]]
+    assert sum("attempt 1 failed: RuntimeError: flaky attempt 1" in r for r in reasons) == 1
+    assert sum("attempt 2 failed: RuntimeError: flaky attempt 2" in r for r in reasons) == 1
+    assert flaky["history"][-1]["enterState"] == "finished"
+    assert runs(redis_client, "flaky", key) == 3
+
+
+def test_a_handler_that_always_raises_ends_failed_with_the_error(http, start_worker, redis_client):
+    start_worker()
+    key = emit(http, "e2e.broken")
+    event = wait_for(http, key, completed)
+    broken = tx(event, "broken")
+    assert broken["state"] == "failed"
+    error = broken["output"]["error"]
+    assert (error["type"], error["message"]) == ("ValueError", "always broken")
+    assert "Traceback" in error["traceback"] and "e2e_handlers.py" in error["traceback"]
+    assert runs(redis_client, "broken", key) == 3  # the first attempt and max_retries=2
+    assert event["state"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "message"),
+    [
+        ("e2e.typed", {"id": "not a number", "total": 1}, "the payload does not fit"),
+        ("e2e.unserialisable", {}, "not JSON-serialisable"),
+    ],
+)
+def test_bad_payloads_and_outputs_fail_at_once_without_retry(
+    http, start_worker, name, payload, message
+):
+    start_worker()
+    key = emit(http, name, payload)
+    [failed] = wait_for(http, key, completed)["transactions"]
+    assert failed["state"] == "failed"
+    assert message in failed["output"]["error"]["message"]
+    assert failed["attempts"] == 1
+
+
+def test_a_typed_handler_gets_its_validated_payload(http, start_worker):
+    start_worker()
+    key = emit(http, "e2e.typed", {"id": 7, "total": 12.5})
+    assert tx(wait_for(http, key, completed), "typed")["output"] == {"total": 12.5}
+
+
+def test_a_handler_can_emit_a_follow_up_event(http, start_worker):
+    start_worker()
+    key = emit(http, "e2e.chain")
+    follow_up_key = tx(wait_for(http, key, completed), "chain")["output"]
+    follow_up = wait_for(http, follow_up_key, completed)
+    assert follow_up["eventName"] == "e2e.echo"
+    assert follow_up["label"] == "shop"
+    assert tx(follow_up, "echo")["output"]["echo"] == {"from": key}
+
+
+def test_a_worker_killed_mid_handler_is_replaced_by_another(http, start_worker, redis_client):
+    first = start_worker()
+    key = emit(http, "e2e.slow")
+    deadline = time.monotonic() + 20
+    while not redis_client.get(f"test:started:{key}"):
+        assert time.monotonic() < deadline, "the handler never started"
+        time.sleep(0.05)
+    first.kill()
+    start_worker()
+    slow = tx(wait_for(http, key, completed, timeout=30), "slow")
+    assert slow["state"] == "finished"
+    assert slow["output"] == {"attempt": 2}
+    assert any(h.get("reason") == "lease expired: claimed again" for h in slow["history"])
+    assert runs(redis_client, "slow", key) == 2
+
+
+def test_a_redelivered_message_does_not_run_a_finished_handler_again(
+    http, start_worker, redis_client, settings
+):
+    start_worker()
+    key = emit(http, "e2e.echo")
+    before = tx(wait_for(http, key, completed), "echo")
+    # Deliver the same transaction again, followed by a fresh one in the same message:
+    # once the fresh one has run, the duplicate has been seen.
+    fresh = emit(http, "e2e.fan")
+    celery = create_celery(settings, import_handlers=False)
+    rows = [["default", "test", key, "echo"], ["default", "test", fresh, "fan-a"]]
+    celery.send_task(RUN_TASK, args=[rows], queue="tidings.test")
+    wait_for(http, fresh, completed)
+    assert runs(redis_client, "echo", key) == 1
+    assert tx(http.get(f"/events/{key}").json(), "echo") == before
+
+
+def test_events_emitted_while_no_worker_runs_are_handled_when_one_starts(http, start_worker):
+    start_worker().stop()  # its handlers are subscribed from now on
+    keys = [emit(http, "e2e.echo", {"n": n}) for n in range(5)]
+    time.sleep(0.5)
+    assert not any(http.get(f"/events/{k}").json()["transactions"] for k in keys)
+    start_worker()
+    for n, key in enumerate(keys):
+        assert tx(wait_for(http, key, completed), "echo")["output"]["echo"] == {"n": n}
+
+
+def test_a_handler_with_since_backfills_events_from_before_it_existed(http, start_worker):
+    keys = [emit(http, "e2e.old", {"n": n}) for n in range(3)]
+    assert all(
+        http.get(f"/events/{k}").json()["processing"]["hasFutureTransactions"] is False
+        for k in keys
+    )
+    start_worker()
+    for key in keys:
+        assert tx(wait_for(http, key, completed), "backfill")["output"] == {"backfilled": True}
+
+
+def test_a_lost_broker_message_is_recovered(http, start_worker, redis_client):
+    start_worker().stop()
+    key = emit(http, "e2e.echo")
+    redis_client.delete("tidings.test")  # the broker's queue: the message is gone
+    start_worker()
+    assert tx(wait_for(http, key, completed), "echo")["state"] == "finished"
