@@ -301,3 +301,23 @@ def test_a_lost_broker_message_is_recovered(http, start_worker, redis_client):
     redis_client.delete("tidings.test")  # the broker's queue: the message is gone
     start_worker()
     assert tx(wait_for(http, key, completed), "echo")["state"] == "finished"
+
+
+@pytest.fixture
+def rabbitmq(monkeypatch: pytest.MonkeyPatch) -> str:
+    """RabbitMQ as the broker (API and workers), where one runs; Redis stays the store."""
+    url = os.environ.get("TIDINGS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=0.5).close()
+    except OSError:
+        pytest.skip("no RabbitMQ on 127.0.0.1:5672 (set TIDINGS_TEST_AMQP_URL to test one)")
+    monkeypatch.setenv("TIDINGS_BROKER_URL", url)
+    return url
+
+
+def test_rabbitmq_works_as_the_broker(rabbitmq, http, start_worker):
+    worker = start_worker()
+    keys = [emit(http, "e2e.flaky") for _ in range(3)]  # retries go through the broker too
+    for key in keys:
+        assert tx(wait_for(http, key, completed), "flaky")["output"] == {"attempt": 3}
+    assert "transport:   amqp://guest:**@127.0.0.1:5672//" in worker.log_path.read_text()

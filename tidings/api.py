@@ -70,11 +70,7 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    if not settings.redis_url:
-        raise RuntimeError("REDIS_URL is not set: `tidings serve` starts an embedded Redis")
-    store = Store.from_url(
-        settings.redis_url, ttl_seconds=settings.ttl_seconds, grace_ms=settings.grace_ms
-    )
+    store = Store.from_settings(settings)
     dispatch = Dispatcher.from_settings(settings)
 
     @asynccontextmanager

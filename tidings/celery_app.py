@@ -62,11 +62,7 @@ def worker_process(app: Celery, settings: Settings) -> WorkerProcess:
     pid = os.getpid()
     if pid not in _process:
         loop = asyncio.new_event_loop()
-        store = Store.from_url(
-            settings.redis_url or settings.broker,
-            ttl_seconds=settings.ttl_seconds,
-            grace_ms=settings.grace_ms,
-        )
+        store = Store.from_settings(settings)
 
         def schedule_retry(item: WorkItem, attempt: int, delay: float) -> None:
             queue = queue_name(REGISTRY[item.tx_key].queue, item.env)
@@ -147,11 +143,7 @@ def _start_worker_duties(app: Celery, settings: Settings) -> None:
                     publish(app, items, batch=settings.dispatch_batch)
 
     async def duties() -> None:
-        store = Store.from_url(
-            settings.redis_url or settings.broker,
-            ttl_seconds=settings.ttl_seconds,
-            grace_ms=settings.grace_ms,
-        )
+        store = Store.from_settings(settings)
         try:
             await subscribe_and_backfill(store)
             while not stop.is_set():

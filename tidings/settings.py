@@ -21,8 +21,6 @@ class Settings(BaseSettings):
     #: Retention of events and their transactions, in seconds.
     ttl_seconds: int = Field(default=THIRTY_DAYS, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
-    max_page_size: int = Field(default=1000, gt=0)
-    max_batch_events: int = Field(default=1000, gt=0)
     #: Guards the /admin endpoints; they answer 404 while it is unset.
     admin_token: str | None = None
 
@@ -53,11 +51,16 @@ class Settings(BaseSettings):
         return [name.strip() for name in self.handlers.split(",") if name.strip()]
 
     @property
+    def store_url(self) -> str:
+        if not self.redis_url:
+            raise RuntimeError(
+                "REDIS_URL is not set: `tidings serve` and `tidings dev` start an embedded Redis"
+            )
+        return self.redis_url
+
+    @property
     def broker(self) -> str:
-        broker = self.broker_url or self.redis_url
-        if not broker:
-            raise RuntimeError("set REDIS_URL (or TIDINGS_BROKER_URL) for the workers")
-        return broker
+        return self.broker_url or self.store_url
 
     @property
     def lease_ms(self) -> int:

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 
 from tidings import models
 from tidings.errors import BadRequest, Conflict, NotFound, Unauthorized
+from tidings.settings import Settings
 from tidings.store import keys
 from tidings.store.keys import Scope
 
@@ -128,6 +129,12 @@ class Store:
     def from_url(cls, url: str, *, ttl_seconds: int, grace_ms: int = DEFAULT_GRACE_MS) -> "Store":
         client = aioredis.Redis.from_url(url, decode_responses=True)
         return cls(client, ttl_seconds=ttl_seconds, grace_ms=grace_ms)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Store":
+        return cls.from_url(
+            settings.store_url, ttl_seconds=settings.ttl_seconds, grace_ms=settings.grace_ms
+        )
 
     async def close(self) -> None:
         await self.redis.aclose()
