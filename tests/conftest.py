@@ -8,7 +8,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -75,35 +76,81 @@ def headers(secret: str) -> dict[str, str]:
     return {"X-Buildable-Secret": secret}
 
 
+@contextmanager
+def serving(redis_url: str, log_path: Path) -> Iterator[str]:
+    """`tidings serve` as a real process on a free port, stopped by PID; its base URL."""
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": redis_url, "TIDINGS_ADMIN_TOKEN": "admin-secret"}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tidings.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_healthy(base_url, process, log_path)
+            yield base_url
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
 @pytest.fixture
 def live_server(settings: Settings, tmp_path: Path) -> Iterator[str]:
-    """`tidings serve` as a real process on a free port; answers its base URL."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "REDIS_URL": settings.redis_url or "",
-        "TIDINGS_ADMIN_TOKEN": "admin-secret",
+    with serving(settings.store_url, tmp_path / "serve.log") as base_url:
+        yield base_url
+
+
+# Shared by the contract tests (test_api, test_client, test_cli).
+
+
+@pytest.fixture
+def new_secret(api: TestClient) -> Callable[..., str]:
+    """Creates a secret key through the admin API: new_secret(name, env="test", owner=...)."""
+    return lambda name, env="test", owner="default": create_key(api, name, env, owner)
+
+
+def db_snapshot(client: redis.Redis) -> dict[str, object]:
+    """Every key in the database with its value, to show a request wrote nothing."""
+    readers = {
+        "string": client.get,
+        "hash": client.hgetall,
+        "set": client.smembers,
+        "zset": lambda key: client.zrange(key, 0, -1, withscores=True),
+        "list": lambda key: client.lrange(key, 0, -1),
     }
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tidings.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
+    return {key: readers[client.type(key)](key) for key in sorted(client.scan_iter())}
+
+
+@pytest.fixture
+def snapshot(redis_client: redis.Redis) -> Callable[[], dict[str, object]]:
+    return lambda: db_snapshot(redis_client)
+
+
+@pytest.fixture(scope="module")
+def module_live_server(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Like `live_server`, but one process for a whole module, so that its tests stay fast.
+
+    The server keeps nothing but what is in Redis, so tests that flush the database between
+    them (through `redis_client`) can share it.
+    """
+    with serving(redis_url, tmp_path_factory.mktemp("serve") / "serve.log") as base_url:
+        yield base_url
+
+
+def wait_until_healthy(
+    base_url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 20
+) -> None:
+    deadline = time.monotonic() + timeout
     while True:
         try:
             if httpx.get(f"{base_url}/health").status_code == 200:
-                break
+                return
         except httpx.TransportError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError((tmp_path / "serve.log").read_text())
+            raise RuntimeError(log_path.read_text())
         time.sleep(0.05)
-    yield base_url
-    process.terminate()
-    process.wait(timeout=10)
-    log.close()

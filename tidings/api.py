@@ -5,6 +5,7 @@ Errors are raised as ``TidingsError`` anywhere below and answered here, in one p
 """
 
 import hmac
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -17,11 +18,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings import models
 from tidings.dispatch import Dispatcher
-from tidings.errors import NotFound, PayloadTooLarge, TidingsError, Unauthorized
+from tidings.errors import NotFound, TidingsError, Unauthorized
 from tidings.settings import Settings
 from tidings.store import CUSTOM_PLATFORM, Caller, Emitted, Store
 
 SECRET_HEADER = "X-Buildable-Secret"
+
+log = logging.getLogger("tidings.api")
 
 
 def error_response(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -49,7 +52,8 @@ class BodyLimit:
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_bytes:
-                raise PayloadTooLarge(f"request body is larger than {self.max_bytes} bytes")
+                # An HTTPException, since FastAPI answers 400 for anything else raised here.
+                raise HTTPException(413, f"request body is larger than {self.max_bytes} bytes")
             return message
 
         await self.app(scope, counting_receive, send)
@@ -95,6 +99,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         status, message = _validation_message(exc)
         return error_response(status, message)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error answering %s %s", request.method, request.url.path)
+        return error_response(500, f"internal error: {type(exc).__name__}")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -7,12 +7,15 @@ in between loses nothing: recovery hands out what was never published.
 """
 
 import asyncio
+import logging
 
 from celery import Celery
 
 from tidings.celery_app import create_celery, publish
 from tidings.settings import Settings
 from tidings.store import Caller, Emitted, WorkItem
+
+log = logging.getLogger("tidings.dispatch")
 
 
 class Dispatcher:
@@ -42,5 +45,10 @@ class Dispatcher:
             self._flush_soon.cancel()
             self._flush_soon = None
         pending, self._pending = self._pending, []
-        if pending:
+        if not pending:
+            return
+        try:
             publish(self.app, pending, batch=self.batch)
+        except Exception:
+            # The events are stored and outstanding: recovery dispatches them later.
+            log.exception("could not publish %d transactions; recovery will", len(pending))

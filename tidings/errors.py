@@ -37,7 +37,3 @@ class NotFound(TidingsError):
 
 class Conflict(TidingsError):
     status_code = 409
-
-
-class PayloadTooLarge(TidingsError):
-    status_code = 413

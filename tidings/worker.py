@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from tidings import models
 from tidings.errors import Conflict, NotFound
 from tidings.handlers import MAX_BACKOFF_SECONDS, EventInfo, Handler, Message
-from tidings.store import CUSTOM_PLATFORM, Claim, Store, WorkItem, new_id, now_ms
+from tidings.store import CUSTOM_PLATFORM, Claim, Store, WorkItem, new_event_key, now_ms
 
 log = logging.getLogger("tidings.worker")
 
@@ -49,7 +49,7 @@ def emit(event_name: str, payload: Any = None) -> str:
             "tidings.emit() works inside a handler; elsewhere use tidings.Client(...).emit()"
         ) from None
     request = models.EmitRequest(event=event_name, payload={} if payload is None else payload)
-    key = new_id()
+    key = new_event_key()
     outbox.append((key, request))
     return key
 

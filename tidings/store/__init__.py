@@ -6,6 +6,7 @@ writes nothing. Reads of a page are one script too, so a page and its total agre
 """
 
 import hashlib
+import itertools
 import json
 import math
 import secrets
@@ -46,6 +47,15 @@ def now_ms() -> int:
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+_sequence = itertools.count()
+
+
+def new_event_key() -> str:
+    """32 lowercase hex digits that sort in the order this process made them, so that
+    events stored in the same millisecond (a batch) are listed in the order emitted."""
+    return f"{now_ms():012x}{next(_sequence) & 0xFFFF:04x}{secrets.token_hex(8)}"
 
 
 def dump(value: Any) -> str:
@@ -151,14 +161,17 @@ class Store:
         key = models.SecretKey(name=name, env=env, owner=owner, createdAt=now_ms())
         secret = f"sk_{env}_{secrets.token_hex(24)}"
         digest = _hash(secret)
+        # The record first: should the name be taken, or the process die, before the name
+        # points at it, nobody ever saw its secret.
+        record = key.model_dump(exclude_none=True, exclude={"secret"})
+        await self.redis.hset(keys.secret(digest), mapping=record)
         slot = f"{owner}/{env}/{name}"
         if not await self.redis.hsetnx(keys.SECRETS, slot, digest):
             existing = await self.redis.hget(keys.SECRETS, slot)
             if not await self.redis.hget(keys.secret(existing), "revokedAt"):
+                await self.redis.delete(keys.secret(digest))
                 raise Conflict(f"a {env} key named {name!r} already exists for owner {owner!r}")
             await self.redis.hset(keys.SECRETS, slot, digest)  # a revoked name may be reused
-        record = key.model_dump(exclude_none=True, exclude={"secret"})
-        await self.redis.hset(keys.secret(digest), mapping=record)
         return key.model_copy(update={"secret": secret})
 
     async def list_keys(self, owner: str | None = None) -> list[models.SecretKey]:
@@ -216,7 +229,7 @@ class Store:
             actor,
             self.grace_ms,
         ]
-        event_keys = event_keys or [new_id() for _ in events]
+        event_keys = event_keys or [new_event_key() for _ in events]
         for key, event in zip(event_keys, events, strict=True):
             args += [
                 key,

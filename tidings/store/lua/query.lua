@@ -26,7 +26,7 @@ if since ~= '' then first = redis.call('ZCOUNT', index, '-inf', '(' .. since) en
 local total = redis.call('ZCARD', index) - first
 local start = first + tonumber(offset)
 local keys = {}
-if tonumber(count) > 0 then
+if tonumber(count) > 0 and tonumber(offset) < total then  -- else past the end
   keys = redis.call('ZRANGE', index, start, start + tonumber(count) - 1)
 end
 local rows = {}
