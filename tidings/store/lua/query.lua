@@ -7,13 +7,7 @@ local scope, suffix, since, offset, count, now, ttl, txk, c = unpack(ARGV, 1, 9)
 local index = scope .. ':' .. suffix
 local cutoff = tonumber(now) - tonumber(ttl) * 1000
 if txk and redis.call('SISMEMBER', missreg_key(scope, c), txk) == 0 then
-  local has = txidx_key(scope, 'any', txk, c)
-  local all = redis.call('ZRANGE', idx_key(scope, c), 0, -1, 'WITHSCORES')
-  for i = 1, #all, 2 do
-    if not redis.call('ZSCORE', has, all[i]) then
-      redis.call('ZADD', index, all[i + 1], all[i])
-    end
-  end
+  redis.call('ZDIFFSTORE', index, 2, idx_key(scope, c), txidx_key(scope, 'any', txk, c))
   local newest = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
   if #newest > 0 then
     redis.call('PEXPIREAT', index, tonumber(newest[2]) + tonumber(ttl) * 1000)
