@@ -54,13 +54,15 @@ class WorkerProcess:
     runner: Runner
 
 
-_process: dict[int, WorkerProcess] = {}
+_process: dict[tuple[int, int], WorkerProcess] = {}
 
 
 def worker_process(app: Celery, settings: Settings) -> WorkerProcess:
-    """Made once per process (prefork children each get their own, after the fork)."""
+    """Made once per process and thread: prefork children each get their own after the
+    fork, and each thread of a threads pool its own event loop."""
     pid = os.getpid()
-    if pid not in _process:
+    slot = (pid, threading.get_ident())
+    if slot not in _process:
         loop = asyncio.new_event_loop()
         store = Store.from_settings(settings)
 
@@ -76,8 +78,8 @@ def worker_process(app: Celery, settings: Settings) -> WorkerProcess:
 
         name = f"{socket.gethostname()}:{pid}"
         runner = Runner(store, name, settings.lease_ms, schedule_retry, publish_items)
-        _process[pid] = WorkerProcess(loop, store, runner)
-    return _process[pid]
+        _process[slot] = WorkerProcess(loop, store, runner)
+    return _process[slot]
 
 
 def create_celery(settings: Settings | None = None, *, import_handlers: bool = True) -> Celery:
