@@ -1,0 +1,279 @@
+"""End to end: tidings (emit over HTTP -> Redis -> Celery -> handler -> transaction recorded)
+against plain Celery on the same broker, with the same worker settings.
+
+One tidings worker and one plain Celery worker run side by side (an idle worker costs next to
+nothing), both ``--pool=prefork --concurrency=2 --without-mingle --without-gossip
+--loglevel=warning``, with acks_late, prefetch multiplier 4 and no results (tidings' app config,
+mirrored in bench/plain_celery.py). The API is ``tidings serve --workers 1``. The sides take
+turns, so that a noisy neighbour on the machine hits them alike.
+
+Throughput, N (default 5,000) per run, the median of --rounds runs of each side:
+  tidings  N events for a no-op handler, POST /emit/batch 1,000 at a time; wall time from the
+           first emit until Redis' index of finished ``noop`` transactions holds them all
+           (polled every 5 ms; /query checks the total at the end).
+  A        N plain Celery tasks that only INCR a counter, sent with apply_async; wall time
+           from the first send until the counter reads N.
+  B        the same with a task doing a recorded run's two writes: HSET a claim, then HSET
+           the result and INCR the counter (two round trips, like tidings' claim and transact).
+  ``CPU µs/event`` is the CPU time each part used per event: this process (sending and
+  polling), the API, the worker (main process and pool children), and redis-server.
+
+Latency: --rate events/s (default 200) for --seconds (default 10), each a single POST /emit
+whose payload carries the client's time.time(); the handler RPUSHes its start time minus that
+to a Redis list. Plain Celery: tasks at the same pace, apply_async with the send time, task
+start minus send time. Sends go out on a fixed schedule over 4 threads, so that one slow
+answer does not hold back the next sends.
+
+It starts its own embedded redis-server (no persistence), the API and the workers, and stops
+them all by PID at the end. Run it from the repository root::
+
+    .venv/bin/python bench/end_to_end.py [--events 5000] [--rounds 3] [--rate 200] [--seconds 10]
+        [--linger-ms MS]  # TIDINGS_DISPATCH_LINGER_MS for the API; tidings' default otherwise
+"""
+
+import argparse
+import os
+import resource
+import socket
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import redis
+from harness import WORKER_ARGS, Harness, cpu_seconds, wait_until
+
+from tidings.store.keys import Scope
+
+CELERY = [sys.executable, "-m", "celery"]
+FINISHED_NOOP = Scope("default", "test").tx_index("finished", "noop", "*")
+WARM_UP = 200
+LANES = 4
+CPU_PARTS = ("send", "api", "worker", "redis")
+
+
+def linger(args: argparse.Namespace) -> dict[str, str]:
+    """The API's dispatch linger, when --linger-ms overrides tidings' default."""
+    return {} if args.linger_ms is None else {"TIDINGS_DISPATCH_LINGER_MS": str(args.linger_ms)}
+
+
+def worker(app: str) -> list[str]:
+    return [*CELERY, "-A", app, "worker", *WORKER_ARGS, "--loglevel=warning"]
+
+
+class Bench:
+    def __init__(self, h: Harness, args: argparse.Namespace) -> None:
+        os.environ["REDIS_URL"] = h.redis_url  # read by bench_handlers and plain_celery
+        import plain_celery
+
+        self.plain = plain_celery
+        self.args = args
+        self.rdb = redis.Redis.from_url(h.redis_url)
+        self.api, base = h.serve(
+            "serve",
+            [sys.executable, "-m", "tidings.cli", "serve", "--port", "{port}", "--workers", "1"],
+            TIDINGS_ADMIN_TOKEN="bench",
+            **linger(args),
+        )
+        self.workers = [
+            h.start("tidings-worker", worker("workers"), TIDINGS_HANDLERS="bench_handlers"),
+            h.start("plain-worker", worker("plain_celery")),
+        ]
+        name = f"{socket.gethostname()}:{self.workers[0]}"
+        wait_until(lambda: self.rdb.zscore("tidings:workers", name) is not None, 30, "worker")
+        wait_until(lambda: self.rdb.get(plain_celery.READY_KEY), 30, "plain Celery worker")
+        self.http = httpx.Client(base_url=base, timeout=30)
+        key, admin = {"name": "bench", "env": "test"}, {"Authorization": "Bearer bench"}
+        created = self.http.post("/admin/keys", json=key, headers=admin)
+        self.http.headers["X-Buildable-Secret"] = created.raise_for_status().json()["secret"]
+
+    def close(self) -> None:
+        self.http.close()
+        self.plain.app.pool.force_close_all()
+        self.rdb.close()
+
+    def cpu(self) -> dict[str, float]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        server = self.rdb.info("cpu")
+        return {
+            "send": usage.ru_utime + usage.ru_stime,
+            "api": cpu_seconds(self.api),
+            "worker": sum(cpu_seconds(pid) for pid in self.workers),
+            "redis": server["used_cpu_user"] + server["used_cpu_sys"],
+        }
+
+    # Throughput
+
+    def timed(self, send: Callable[[], None], done: Callable[[], bool], n: int) -> dict[str, Any]:
+        cpu, started = self.cpu(), time.perf_counter()
+        send()
+        sent = time.perf_counter()
+        wait_until(done, 120, "the last run", every=0.005)
+        wall, after = time.perf_counter() - started, self.cpu()
+        used = {part: (after[part] - cpu[part]) * 1e6 / n for part in CPU_PARTS}
+        return {"rate": n / wall, "wall": wall, "send": sent - started, "cpu": used}
+
+    def tidings(self, n: int) -> dict[str, Any]:
+        target = self.rdb.zcard(FINISHED_NOOP) + n
+        events = [{"event": "bench.noop", "payload": {"i": i}} for i in range(n)]
+
+        def send() -> None:
+            for i in range(0, n, 1000):
+                batch = {"events": events[i : i + 1000]}
+                self.http.post("/emit/batch", json=batch).raise_for_status()
+
+        return self.timed(send, lambda: self.rdb.zcard(FINISHED_NOOP) >= target, n)
+
+    def celery(self, task: Any, n: int) -> dict[str, Any]:
+        self.rdb.delete(self.plain.DONE_KEY)
+
+        def send() -> None:
+            for i in range(n):
+                task.apply_async(args=[i])
+
+        return self.timed(send, lambda: int(self.rdb.get(self.plain.DONE_KEY) or 0) >= n, n)
+
+    # Latency
+
+    def paced(self, seconds: float, send: Callable[[], Any]) -> list[float]:
+        """send() at --rate per second, lane i of LANES sending calls i, i + LANES, ...;
+        answers how long each call took, in ms."""
+        rate, n = self.args.rate, int(self.args.rate * seconds)
+        start = time.perf_counter() + 0.05
+
+        def lane(first: int) -> list[float]:
+            took = []
+            for k in range(first, n, LANES):
+                time.sleep(max(0.0, start + k / rate - time.perf_counter()))
+                t0 = time.perf_counter()
+                send()
+                took.append((time.perf_counter() - t0) * 1000)
+            return took
+
+        with ThreadPoolExecutor(LANES) as pool:
+            return [ms for took in pool.map(lane, range(LANES)) for ms in took]
+
+    def emit_latency(self) -> None:
+        body = {"event": "bench.latency", "payload": {"sent": time.time()}}
+        self.http.post("/emit", json=body).raise_for_status()
+
+    def task_latency(self) -> None:
+        self.plain.latency.apply_async(args=[time.time()])
+
+    def latencies(self, key: str, n: int) -> list[float]:
+        wait_until(lambda: self.rdb.llen(key) >= n, 60, f"{n} entries in {key}")
+        values = [float(x) * 1000 for x in self.rdb.lrange(key, 0, -1)]
+        self.rdb.delete(key)
+        return values
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median rate, with the CPU use averaged over all runs."""
+    run = sorted(runs, key=lambda r: r["rate"])[len(runs) // 2]
+    cpu = {part: statistics.mean(r["cpu"][part] for r in runs) for part in CPU_PARTS}
+    return {**run, "cpu": cpu}
+
+
+def pct(values: list[float]) -> dict[str, float]:
+    q = statistics.quantiles(values, n=100)
+    return {"p50": q[49], "p99": q[98], "max": max(values)}
+
+
+def run(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
+    from bench_handlers import LATENCY_LIST
+
+    sides: dict[str, Callable[[int], dict[str, Any]]] = {
+        "tidings": b.tidings,
+        "A": lambda n: b.celery(b.plain.noop, n),
+        "B": lambda n: b.celery(b.plain.record, n),
+    }
+    for side in sides.values():
+        side(WARM_UP)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
+    for _ in range(args.rounds):
+        for name, side in sides.items():
+            runs[name].append(side(args.events))
+    query = {"txKey": "noop", "txState": "finished", "pageSize": 1}
+    total = b.http.post("/query", json=query).json()["total"]
+    assert total == WARM_UP + args.events * args.rounds, f"/query: {total} finished"
+    result: dict[str, Any] = {name: median_run(r) for name, r in runs.items()}
+
+    b.paced(0.2, b.emit_latency)  # warm-up
+    b.paced(0.2, b.task_latency)
+    b.latencies(LATENCY_LIST, int(args.rate * 0.2))
+    b.latencies(b.plain.LATENCY_LIST, int(args.rate * 0.2))
+    rtt: list[float] = []
+    for _ in range(2):  # in turns
+        rtt += b.paced(args.seconds / 2, b.emit_latency)
+        b.paced(args.seconds / 2, b.task_latency)
+    n = 2 * int(args.rate * args.seconds / 2)
+    result["latency"] = {
+        "tidings": pct(b.latencies(LATENCY_LIST, n)),
+        "plain": pct(b.latencies(b.plain.LATENCY_LIST, n)),
+        "rtt": pct(rtt),
+    }
+    return result
+
+
+def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
+    print(
+        f"\nThroughput: {args.events:,} events or tasks per run, first send -> last done, "
+        f"median of {args.rounds} runs"
+    )
+    cpu_head = "".join(f"{'cpu:' + part:>11}" for part in CPU_PARTS)
+    print(f"{'':<38}{'per s':>7}{'wall s':>7}{'send s':>7}{'tidings/x':>10}{cpu_head}")
+    rows = [
+        ("tidings: /emit/batch -> noop handler", "tidings"),
+        ("A  Celery: no-op task (INCR)", "A"),
+        ("B  Celery: task with 2 writes", "B"),
+    ]
+    for label, name in rows:
+        x = r[name]
+        ratio = f"{r['tidings']['rate'] / x['rate']:.2f}x" if name != "tidings" else ""
+        cpu = "".join(f"{x['cpu'][part]:>11.0f}" for part in CPU_PARTS)
+        print(f"{label:<38}{x['rate']:>7,.0f}{x['wall']:>7.2f}{x['send']:>7.2f}{ratio:>10}{cpu}")
+    print(
+        "cpu:* = CPU µs per event: this process (sending, polling), the API, the worker "
+        "(main + pool), redis-server"
+    )
+
+    lat, n = r["latency"], 2 * int(args.rate * args.seconds / 2)
+    print(f"\nLatency: {n:,} sends each at {args.rate:g}/s, send -> handler (task) start, ms")
+    print(f"{'':<38}{'p50':>7}{'p99':>7}{'max':>7}")
+    for label, name in [
+        ("tidings: POST /emit -> handler", "tidings"),
+        ("Celery: apply_async -> task", "plain"),
+    ]:
+        print(f"{label:<38}" + "".join(f"{lat[name][q]:>7.2f}" for q in ("p50", "p99", "max")))
+    ratios = [lat["tidings"][q] / lat["plain"][q] for q in ("p50", "p99", "max")]
+    print(f"{'tidings/Celery':<38}" + "".join(f"{x:>6.1f}x" for x in ratios))
+    rtt = "".join(f"{lat['rtt'][q]:>7.2f}" for q in ("p50", "p99", "max"))
+    print(f"{'(tidings: POST /emit round trip)':<38}{rtt}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=5000, help="per throughput run")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput runs of each side")
+    parser.add_argument("--rate", type=float, default=200, help="latency: sends per second")
+    parser.add_argument("--seconds", type=float, default=10, help="latency: seconds per side")
+    parser.add_argument("--linger-ms", type=float, help="the API's TIDINGS_DISPATCH_LINGER_MS")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    load = os.getloadavg()[0]
+    with Harness() as h:
+        b = Bench(h, args)
+        try:
+            result = run(b, args)
+        finally:
+            b.close()
+    print(f"{os.cpu_count()} CPUs; load average {load:.1f} before, {os.getloadavg()[0]:.1f} after")
+    report(args, result)
+    print(f"\ntotal run time {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
