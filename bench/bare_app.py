@@ -4,7 +4,7 @@ fixed owner, environment and label), without what tidings adds around them: no s
 lookup, no pydantic validation of the body or the answer, no body-size middleware.
 
 With BARE_PUBLISH=1 it also publishes one Celery message per request, the same ``tidings.run``
-message to the same queue that tidings' dispatcher sends, but without its lingering to batch.
+message to the same queue that tidings' dispatcher sends, but one message per request.
 
     REDIS_URL=redis://... BARE_PUBLISH=0 uvicorn bare_app:app --app-dir bench --workers 2
 """

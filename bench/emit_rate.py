@@ -6,7 +6,7 @@ on), all on one embedded redis-server (no persistence):
 
   tidings         ``tidings serve --workers 2``: authentication, validation, the emit script,
                   then dispatch (a handler is subscribed, so every event is published to
-                  Celery, lingering up to 2 ms to put many events into one message)
+                  Celery; events emitted while a publish is in flight share the next message)
   bare            bench/bare_app.py: the same emit script through ``Store.emit`` for a fixed
                   scope and label, without key lookup, validation or dispatch
   bare+publish    the same plus one Celery message per request, as tidings would send it
@@ -24,7 +24,6 @@ table. ``cpu:server`` and ``cpu:redis`` are the CPU µs the server's processes a
 redis-server used per stored event. Run it from the repository root::
 
     .venv/bin/python bench/emit_rate.py [--seconds 10] [--rounds 2] [--connections 256]
-        [--linger-ms MS]  # TIDINGS_DISPATCH_LINGER_MS for tidings; its default otherwise
 """
 
 import argparse
@@ -117,8 +116,6 @@ def measure(h: Harness, args: argparse.Namespace) -> dict[str, list[dict[str, An
     )
     servers = {}
     for name, (command, env) in SERVERS.items():
-        if name == "tidings" and args.linger_ms is not None:
-            env = {**env, "TIDINGS_DISPATCH_LINGER_MS": str(args.linger_ms)}
         servers[name] = h.serve(name, [*command, "--port", "{port}", "--workers", "2"], **env)
         wrk(servers[name][1] + "/emit", str(script), 2, args.connections)  # warm-up
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in SERVERS}
@@ -179,7 +176,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="per run")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each server")
     parser.add_argument("--connections", type=int, default=256)
-    parser.add_argument("--linger-ms", type=float, help="tidings' TIDINGS_DISPATCH_LINGER_MS")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")

@@ -28,7 +28,6 @@ It starts its own embedded redis-server (no persistence), the API and the worker
 them all by PID at the end. Run it from the repository root::
 
     .venv/bin/python bench/end_to_end.py [--events 5000] [--rounds 3] [--rate 200] [--seconds 10]
-        [--linger-ms MS]  # TIDINGS_DISPATCH_LINGER_MS for the API; tidings' default otherwise
 """
 
 import argparse
@@ -55,11 +54,6 @@ LANES = 4
 CPU_PARTS = ("send", "api", "worker", "redis")
 
 
-def linger(args: argparse.Namespace) -> dict[str, str]:
-    """The API's dispatch linger, when --linger-ms overrides tidings' default."""
-    return {} if args.linger_ms is None else {"TIDINGS_DISPATCH_LINGER_MS": str(args.linger_ms)}
-
-
 def worker(app: str) -> list[str]:
     return [*CELERY, "-A", app, "worker", *WORKER_ARGS, "--loglevel=warning"]
 
@@ -76,7 +70,6 @@ class Bench:
             "serve",
             [sys.executable, "-m", "tidings.cli", "serve", "--port", "{port}", "--workers", "1"],
             TIDINGS_ADMIN_TOKEN="bench",
-            **linger(args),
         )
         self.workers = [
             h.start("tidings-worker", worker("workers"), TIDINGS_HANDLERS="bench_handlers"),
@@ -260,7 +253,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="throughput runs of each side")
     parser.add_argument("--rate", type=float, default=200, help="latency: sends per second")
     parser.add_argument("--seconds", type=float, default=10, help="latency: seconds per side")
-    parser.add_argument("--linger-ms", type=float, help="the API's TIDINGS_DISPATCH_LINGER_MS")
     args = parser.parse_args()
     started = time.perf_counter()
     load = os.getloadavg()[0]

@@ -41,9 +41,9 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        too_large = error_response(413, f"request body is larger than {self.max_bytes} bytes")
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and int(length) > self.max_bytes:
+            too_large = error_response(413, f"request body is larger than {self.max_bytes} bytes")
             return await too_large(scope, receive, send)
         received = 0
 
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        dispatch.flush()
+        await dispatch.close()
         await store.close()
 
     app = FastAPI(

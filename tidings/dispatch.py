@@ -1,9 +1,12 @@
 """Hands stored events to the workers: the API's side of the broker.
 
-Publishing one Celery message per event would cap /emit at the broker's publish rate, so
-the dispatcher lingers a moment (``dispatch_linger_ms``) to put the transactions of many
-events into one message. It publishes after the events are durable in Redis, so a crash
-in between loses nothing: recovery hands out what was never published.
+A Celery publish costs far more than storing an event, so events do not each get a
+message. The dispatcher publishes at once when it is idle, in a thread so that the event
+loop goes on serving; whatever is emitted while a publish is in flight goes into the next
+message. At low load an event leaves at once; under load one message carries many.
+
+It publishes after the events are durable in Redis, so a crash in between loses nothing:
+recovery hands out what was never published.
 """
 
 import asyncio
@@ -19,36 +22,37 @@ log = logging.getLogger("tidings.dispatch")
 
 
 class Dispatcher:
-    def __init__(self, app: Celery, *, linger_ms: float, batch: int) -> None:
+    def __init__(self, app: Celery, *, batch: int) -> None:
         self.app = app
-        self.linger = linger_ms / 1000
         self.batch = batch
         self._pending: list[tuple[WorkItem, str]] = []
-        self._flush_soon: asyncio.TimerHandle | None = None
+        self._publishing: asyncio.Task[None] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Dispatcher":
-        app = create_celery(settings, import_handlers=False)
-        return cls(app, linger_ms=settings.dispatch_linger_ms, batch=settings.dispatch_batch)
+        return cls(create_celery(settings, import_handlers=False), batch=settings.dispatch_batch)
 
     async def __call__(self, caller: Caller, emitted: list[Emitted]) -> None:
         for event in emitted:
             for tx_key, queue in event.routes:
                 self._pending.append((WorkItem(caller.owner, caller.env, event.key, tx_key), queue))
-        if len(self._pending) >= self.batch or not self.linger:
-            self.flush()
-        elif self._pending and self._flush_soon is None:
-            self._flush_soon = asyncio.get_running_loop().call_later(self.linger, self.flush)
+        if self._pending and self._publishing is None:
+            self._publishing = asyncio.create_task(self._drain())
 
-    def flush(self) -> None:
-        if self._flush_soon is not None:
-            self._flush_soon.cancel()
-            self._flush_soon = None
-        pending, self._pending = self._pending, []
-        if not pending:
-            return
+    async def _drain(self) -> None:
         try:
-            publish(self.app, pending, batch=self.batch)
-        except Exception:
-            # The events are stored and outstanding: recovery dispatches them later.
-            log.exception("could not publish %d transactions; recovery will", len(pending))
+            while self._pending:
+                pending, self._pending = self._pending, []
+                try:
+                    await asyncio.to_thread(publish, self.app, pending, batch=self.batch)
+                except Exception:
+                    # The events are stored and outstanding: recovery dispatches them later.
+                    log.exception("could not publish %d transactions; recovery will", len(pending))
+        finally:
+            self._publishing = None
+
+    async def close(self) -> None:
+        """Publish what is pending before the process stops."""
+        if self._publishing is not None:
+            await self._publishing
+        await self._drain()

@@ -37,8 +37,6 @@ class Settings(BaseSettings):
     grace_seconds: float = Field(default=30, gt=0)
     #: How often each worker looks for lapsed leases and lost messages.
     recovery_interval_seconds: float = Field(default=5, gt=0)
-    #: How long the API waits to put more events into one broker message.
-    dispatch_linger_ms: float = Field(default=2, ge=0)
     #: The most transactions one broker message carries.
     dispatch_batch: int = Field(default=100, gt=0)
 

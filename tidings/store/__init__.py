@@ -26,6 +26,7 @@ from tidings.store.keys import Scope
 
 CUSTOM_PLATFORM = models.CUSTOM_PLATFORM
 DEFAULT_GRACE_MS = 30_000
+MAX_CONNECTIONS = 64
 
 
 SCRIPTS = (
@@ -137,7 +138,12 @@ class Store:
 
     @classmethod
     def from_url(cls, url: str, *, ttl_seconds: int, grace_ms: int = DEFAULT_GRACE_MS) -> "Store":
-        client = aioredis.Redis.from_url(url, decode_responses=True)
+        # A blocking pool makes a request wait for a free connection under load, where the
+        # default pool would fail it with "Too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=20
+        )
+        client = aioredis.Redis(connection_pool=pool)
         return cls(client, ttl_seconds=ttl_seconds, grace_ms=grace_ms)
 
     @classmethod
