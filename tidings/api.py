@@ -109,32 +109,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return error_response(exc.status_code, str(exc.detail))
 
-    async def caller(
-        secret: Annotated[str | None, Header(alias=SECRET_HEADER)] = None,
-    ) -> Caller:
+    SecretHeader = Annotated[str | None, Header(alias=SECRET_HEADER)]
+
+    async def caller(secret: SecretHeader = None) -> Caller:
         return await store.authenticate(secret)
 
     Authenticated = Annotated[Caller, Depends(caller)]
 
-    async def emit(who: Caller, events: list[models.EmitRequest]) -> list[Emitted]:
-        emitted = await store.emit(
-            who.scope, events, platform=CUSTOM_PLATFORM, label=who.name, actor=who.name
-        )
+    async def emit(secret: str | None, events: list[models.EmitRequest]) -> list[Emitted]:
+        who, emitted = await store.emit_with_secret(secret, events)
         await dispatch(who, emitted)
         return emitted
 
     @app.post("/emit", response_model=models.EmitResult)
-    async def emit_one(body: models.EmitRequest, who: Authenticated) -> models.EmitResult:
+    async def emit_one(body: models.EmitRequest, secret: SecretHeader = None) -> JSONResponse:
         """Store an event and hand it to the workers subscribed to it."""
-        [emitted] = await emit(who, [body])
-        return models.EmitResult(key=emitted.key)
+        [emitted] = await emit(secret, [body])
+        return JSONResponse({"status": "success", "key": emitted.key})
 
     @app.post("/emit/batch", response_model=models.BatchEmitResult)
     async def emit_batch(
-        body: models.BatchEmitRequest, who: Authenticated
+        body: models.BatchEmitRequest, secret: SecretHeader = None
     ) -> models.BatchEmitResult:
         """Store up to 1,000 events, all or nothing; their keys come back in order."""
-        emitted = await emit(who, body.events)
+        emitted = await emit(secret, body.events)
         return models.BatchEmitResult(keys=[e.key for e in emitted])
 
     @app.post("/query", response_model=models.QueryPage)

@@ -28,6 +28,10 @@ CUSTOM_PLATFORM = models.CUSTOM_PLATFORM
 DEFAULT_GRACE_MS = 30_000
 MAX_CONNECTIONS = 64
 
+MISSING_SECRET = "missing secret key: send it in the X-Buildable-Secret header"
+UNKNOWN_SECRET = "unknown secret key"
+REVOKED_SECRET = "this secret key has been revoked"
+
 
 SCRIPTS = (
     "emit",
@@ -204,12 +208,12 @@ class Store:
 
     async def authenticate(self, secret: str | None) -> Caller:
         if not secret:
-            raise Unauthorized("missing secret key: send it in the X-Buildable-Secret header")
+            raise Unauthorized(MISSING_SECRET)
         record: dict[str, str] = await self.redis.hgetall(keys.secret(_hash(secret)))
         if not record:
-            raise Unauthorized("unknown secret key")
+            raise Unauthorized(UNKNOWN_SECRET)
         if record.get("revokedAt"):
-            raise Unauthorized("this secret key has been revoked")
+            raise Unauthorized(REVOKED_SECRET)
         return Caller(name=record["name"], env=record["env"], owner=record["owner"])
 
     # Events
@@ -222,36 +226,38 @@ class Store:
         platform: str,
         label: str,
         actor: str,
-        headers: Any = None,
-        query: Any = None,
         event_keys: list[str] | None = None,
     ) -> list[Emitted]:
         """Store events all or nothing; answer their keys and the handlers subscribed to each."""
-        args: list[Any] = [
-            scope.prefix,
-            now_ms(),
-            self.ttl_seconds,
-            scope.env,
-            actor,
-            self.grace_ms,
-        ]
+        _, emitted = await self._emit(
+            ["scope", scope.prefix, platform, label, actor], events, event_keys
+        )
+        return emitted
+
+    async def emit_with_secret(
+        self, secret: str | None, events: list[models.EmitRequest]
+    ) -> tuple[Caller, list[Emitted]]:
+        """`emit` for the holder of a secret key, checked in the same round trip."""
+        if not secret:
+            raise Unauthorized(MISSING_SECRET)
+        return await self._emit(["secret", _hash(secret), CUSTOM_PLATFORM, "", ""], events)
+
+    async def _emit(
+        self, who: list[str], events: list[models.EmitRequest], event_keys: list[str] | None = None
+    ) -> tuple[Caller, list[Emitted]]:
         event_keys = event_keys or [new_event_key() for _ in events]
+        args: list[Any] = [*who, now_ms(), self.ttl_seconds, self.grace_ms]
         for key, event in zip(event_keys, events, strict=True):
-            args += [
-                key,
-                new_id()[:24],
-                dump(event.payload),
-                dump(headers if headers is not None else {}),
-                dump(query if query is not None else {}),
-                event.event,
-                platform,
-                label,
-            ]
-        routes = await self._run("emit", *args)
-        return [
+            args += [key, new_id()[:24], dump(event.payload), "{}", "{}", event.event]
+        answer = await self._run("emit", *args)
+        if answer[0] != "ok":
+            raise Unauthorized(REVOKED_SECRET if answer[0] == "revoked" else UNKNOWN_SECRET)
+        _, owner, env, label, routes = answer
+        emitted = [
             Emitted(key, list(zip(r[::2], r[1::2], strict=True)))
             for key, r in zip(event_keys, routes, strict=True)
         ]
+        return Caller(name=label, env=env, owner=owner), emitted
 
     async def get_event(self, scope: Scope, key: str) -> models.EventWithTransactions:
         async with self.redis.pipeline(transaction=False) as pipe:

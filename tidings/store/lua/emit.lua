@@ -1,18 +1,31 @@
 -- Store a batch of events, all or nothing, and snapshot which handlers subscribe to each.
--- ARGV: scope, now, ttl (s), env, actor, grace (ms), then 8 per event:
---   key, _id, payload, headers, query (raw JSON), eventName, platform, label
--- Returns, per event, {txKey, queue, ...} of the handlers subscribed to it.
+-- ARGV: as ('scope' or 'secret'), who, platform, label, actor, now, ttl (s), grace (ms),
+--       then 6 per event: key, _id, payload, headers, query (raw JSON), eventName
+-- As 'scope', `who` is the scope prefix. As 'secret', it is the sha256 of a secret key,
+-- checked here so that an emit costs one round trip: the key's owner and environment are
+-- the scope, and its name the label and actor.
+-- Returns {'ok', owner, env, label, {{txKey, queue, ...} per event}} | {'unknown' | 'revoked'}
 -- An event with subscribers is "outstanding": recovery looks at it after `grace` ms.
-local scope, now, ttl, env, actor, grace = unpack(ARGV, 1, 6)
+local as, who, platform, label, actor, now, ttl, grace = unpack(ARGV, 1, 8)
+local scope, owner, env
+if as == 'secret' then
+  local secret = redis.call('HMGET', ROOT .. ':secret:' .. who, 'name', 'env', 'owner', 'revokedAt')
+  if not secret[1] then return {'unknown'} end
+  if secret[4] then return {'revoked'} end
+  label, env, owner, actor = secret[1], secret[2], secret[3], secret[1]
+  scope = ROOT .. ':' .. owner .. ':' .. env
+else
+  scope = who
+  owner, env = string.match(scope, '^[^:]+:([^:]+):([^:]+)$')
+end
 ttl = tonumber(ttl)
 local expires_at = tonumber(now) + ttl * 1000
 local cutoff = tonumber(now) - ttl * 1000
 local history = cjson.encode({history_entry('pending', nil, now, actor)})
 
-
-local result = {}
-for i = 7, #ARGV, 8 do
-  local key, id, payload, headers, query, name, platform, label = unpack(ARGV, i, i + 7)
+local routes_of = {}
+for i = 9, #ARGV, 6 do
+  local key, id, payload, headers, query, name = unpack(ARGV, i, i + 5)
   local ek = ev_key(scope, key)
   local expected, routes = subscribers(env, name, platform, label)
   redis.call('HSET', ek, '_id', id, 'key', key, 'payload', payload,
@@ -33,6 +46,6 @@ for i = 7, #ARGV, 8 do
       index_add(miss_key(scope, txk, c), now, key, cutoff, expires_at, now)
     end
   end
-  table.insert(result, routes)
+  table.insert(routes_of, routes)
 end
-return result
+return {'ok', owner, env, label, routes_of}
