@@ -8,11 +8,12 @@ import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -72,6 +73,26 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
     return 422, "invalid request: " + "; ".join(parts)
 
 
+RequestModel = TypeVar("RequestModel", bound=models.Request)
+
+
+def parse_body(model: type[RequestModel], body: bytes) -> RequestModel:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+        raise RequestValidationError(errors) from None
+
+
+#: /emit's body in the OpenAPI document (the schema is there for /emit/batch's sake).
+EMIT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EmitRequest"}}},
+    }
+}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     store = Store.from_settings(settings)
@@ -121,9 +142,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await dispatch(who, emitted)
         return emitted
 
-    @app.post("/emit", response_model=models.EmitResult)
-    async def emit_one(body: models.EmitRequest, secret: SecretHeader = None) -> JSONResponse:
+    # /emit parses its body itself: pydantic reads the JSON straight into the model, which
+    # is markedly faster on the hottest path than FastAPI's two steps.
+    @app.post("/emit", response_model=models.EmitResult, openapi_extra=EMIT_BODY)
+    async def emit_one(request: Request, secret: SecretHeader = None) -> JSONResponse:
         """Store an event and hand it to the workers subscribed to it."""
+        body = parse_body(models.EmitRequest, await request.body())
         [emitted] = await emit(secret, [body])
         return JSONResponse({"status": "success", "key": emitted.key})
 
