@@ -30,9 +30,10 @@ WORKER_ENV = {
 class Worker:
     """`celery -A workers worker` in its own process group, stopped by PID."""
 
-    def __init__(self, redis_url: str, log_path: Path) -> None:
+    def __init__(self, redis_url: str, log_path: Path, env: dict[str, str]) -> None:
         self.redis_url = redis_url
         self.log_path = log_path
+        self.env = env
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "Worker":
@@ -48,7 +49,7 @@ class Worker:
             "--without-gossip",
             "--loglevel=info",
         ]
-        env = {**os.environ, **WORKER_ENV, "REDIS_URL": self.redis_url}
+        env = {**os.environ, **WORKER_ENV, "REDIS_URL": self.redis_url, **self.env}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 command,
@@ -82,11 +83,12 @@ class Worker:
 
 
 @pytest.fixture
-def start_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[[], Worker]]:
+def start_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     workers: list[Worker] = []
 
-    def start() -> Worker:
-        worker = Worker(settings.redis_url or "", tmp_path / f"worker{len(workers)}.log")
+    def start(**env: str) -> Worker:
+        log_path = tmp_path / f"worker{len(workers)}.log"
+        worker = Worker(settings.store_url, log_path, env)
         workers.append(worker)
         return worker.start()
 
@@ -166,6 +168,19 @@ def test_the_api_knows_a_subscribed_handler_before_it_runs(http, start_worker):
     assert event["processing"]["hasFutureTransactions"] is True
     assert event["processing"]["isCompleted"] is False
     assert event["state"] == "pending"
+
+
+def test_a_worker_handles_only_its_environments(http, live_server, start_worker):
+    start_worker(TIDINGS_ENVIRONMENTS="live")
+    admin = {"Authorization": "Bearer admin-secret"}
+    live = http.post("/admin/keys", json={"name": "shop", "env": "live"}, headers=admin).json()
+    test_key = emit(http, "e2e.echo")
+    with httpx.Client(base_url=live_server, headers={"X-Buildable-Secret": live["secret"]}) as prod:
+        live_key = emit(prod, "e2e.echo")
+        assert tx(wait_for(prod, live_key, completed), "echo")["state"] == "finished"
+    test_event = http.get(f"/events/{test_key}").json()
+    assert test_event["processing"]["hasFutureTransactions"] is False  # nobody subscribed in test
+    assert test_event["transactions"] == []
 
 
 def test_fan_out_gives_each_handler_its_own_transaction(http, start_worker):
