@@ -9,6 +9,8 @@ from typing import Any
 import redis
 from celery import Celery, signals
 
+from tidings.celery_app import CELERY_SETTINGS
+
 QUEUE = "plain"
 READY_KEY = "bench:plain:ready"
 DONE_KEY = "bench:plain:done"
@@ -16,17 +18,7 @@ LATENCY_LIST = "bench:latency:plain"
 
 client = redis.Redis.from_url(os.environ["REDIS_URL"])
 app = Celery("plain", broker=os.environ["REDIS_URL"], set_as_current=False)
-app.conf.update(
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    task_ignore_result=True,
-    task_serializer="json",
-    accept_content=["json"],
-    worker_prefetch_multiplier=4,
-    broker_connection_retry_on_startup=True,
-    worker_hijack_root_logger=False,
-    task_default_queue=QUEUE,
-)
+app.conf.update(CELERY_SETTINGS, task_default_queue=QUEUE)  # the same settings as tidings
 
 
 @app.task(name="plain.noop")

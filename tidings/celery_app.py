@@ -29,6 +29,19 @@ log = logging.getLogger("tidings.worker")
 
 RUN_TASK = "tidings.run"
 
+CELERY_SETTINGS = {
+    # A message is acknowledged once its rows have run, so a worker's death loses none.
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+    # Results live in the transactions, not in a Celery result backend.
+    "task_ignore_result": True,
+    "task_serializer": "json",
+    "accept_content": ["json"],
+    "worker_prefetch_multiplier": 4,
+    "broker_connection_retry_on_startup": True,
+    "worker_hijack_root_logger": False,
+}
+
 
 def queue_name(queue: str, env: str) -> str:
     """Each environment has its own queues, so staging and production can share a broker."""
@@ -87,16 +100,7 @@ def create_celery(settings: Settings | None = None, *, import_handlers: bool = T
     modules and consumes their queues in the environments it handles."""
     settings = settings or Settings()
     app = Celery("tidings", broker=settings.broker, set_as_current=False)
-    app.conf.update(
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        task_ignore_result=True,
-        task_serializer="json",
-        accept_content=["json"],
-        worker_prefetch_multiplier=4,
-        broker_connection_retry_on_startup=True,
-        worker_hijack_root_logger=False,
-    )
+    app.conf.update(CELERY_SETTINGS)
     if import_handlers:
         for module in settings.handler_modules:
             importlib.import_module(module)
