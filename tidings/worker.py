@@ -60,15 +60,17 @@ def backoff_delay(handler: Handler, attempt: int) -> float:
     return float(delay / 2 + random.uniform(0, delay / 2))
 
 
-def error_output(exc: BaseException, *, with_traceback: bool = True) -> dict[str, Any]:
-    error = {"type": type(exc).__name__, "message": str(exc)}
-    if with_traceback:
-        error["traceback"] = "".join(traceback.format_exception(exc))
-    return {"error": error}
+def error_output(exc: BaseException) -> dict[str, Any]:
+    traceback_text = "".join(traceback.format_exception(exc))
+    return {"error": {"type": type(exc).__name__, "message": str(exc), "traceback": traceback_text}}
 
 
 class NotRetryable(Exception):
     """A failure that another attempt cannot mend (bad payload, unserialisable output)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.output = {"error": {"type": error_type, "message": message}}
 
 
 @dataclass
@@ -90,9 +92,7 @@ class Runner:
         try:
             output = await self._call(handler, item, claim)
         except NotRetryable as exc:
-            error = error_output(exc.__cause__ or exc, with_traceback=False)
-            error["error"]["message"] = f"{exc}: {error['error']['message']}"
-            return await self._end(item, "failed", error)
+            return await self._end(item, "failed", exc.output)
         except Exception as exc:
             if claim.attempt > handler.max_retries:
                 return await self._end(item, "failed", error_output(exc))
@@ -126,12 +126,13 @@ class Runner:
         try:
             payload = handler.validate_payload(claim.payload)
         except ValidationError as exc:
-            raise NotRetryable("the payload does not fit the handler's model") from exc
+            why = f"the payload does not fit the handler's model: {exc}"
+            raise NotRetryable("ValidationError", why) from None
         message = Message(
             payload=payload,
             headers=claim.headers,
             query=claim.query,
-            event=_event_info(item, handler, claim),
+            event=_event_info(item, claim),
             tx_key=item.tx_key,
             attempt=claim.attempt,
         )
@@ -139,9 +140,8 @@ class Runner:
         try:
             json.dumps(output)
         except (TypeError, ValueError) as exc:
-            raise NotRetryable(
-                f"the handler returned a value that is not JSON-serialisable: {exc}"
-            ) from None
+            why = f"the handler returned a value that is not JSON-serialisable: {exc}"
+            raise NotRetryable(type(exc).__name__, why) from None
         return output
 
     async def _retry(
@@ -170,7 +170,7 @@ class Runner:
         return state
 
 
-def _event_info(item: WorkItem, handler: Handler, claim: Claim) -> EventInfo:
+def _event_info(item: WorkItem, claim: Claim) -> EventInfo:
     return EventInfo(
         key=item.key,
         id=claim.event_id,
