@@ -1167,3 +1167,22 @@ def test_events_are_gone_once_their_ttl_has_passed(
     assert_error(short.get(new), 404)
     assert short.query() == {"rows": [], "total": 0, "page": 1, "pageSize": 10, "totalPages": 0}
     assert short.keys(txKey="t", txState="does-not-exist") == []
+
+
+# Beyond the original: a time window and newest-first order (what the dashboard lists).
+
+
+def test_until_and_newest_first_page_through_a_window(caller: Caller) -> None:
+    keys = [caller.emit() for _ in range(7)]
+    created = [caller.event(k)["createdAt"] for k in keys]
+    window = {"since": created[1], "until": created[6]}  # keys[1:6]
+    assert caller.keys(**window) == keys[1:6]
+    newest = [caller.query(**window, newestFirst=True, page=p, pageSize=2) for p in (1, 2, 3, 4)]
+    assert [[r["key"] for r in page["rows"]] for page in newest] == [
+        [keys[5], keys[4]],
+        [keys[3], keys[2]],
+        [keys[1]],
+        [],
+    ]
+    assert {page["total"] for page in newest} == {5}
+    assert caller.query(until=created[0])["total"] == 0

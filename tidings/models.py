@@ -158,6 +158,9 @@ class QueryRequest(Request):
         TxState | Literal["does-not-exist"] | None, BeforeValidator(_blank_is_none)
     ] = None
     since: Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(_blank_is_none)] = None
+    # Beyond the original: events created before `until` (ms), and newest first.
+    until: Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(_blank_is_none)] = None
+    newestFirst: bool = False
     page: int = Field(default=1, ge=1)
     pageSize: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
 

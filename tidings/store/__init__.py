@@ -291,6 +291,8 @@ class Store:
             scope.prefix,
             index,
             "" if q.since is None else q.since,
+            "" if q.until is None else q.until,
+            "desc" if q.newestFirst else "asc",
             offset,
             q.pageSize,
             now_ms(),

@@ -1,9 +1,10 @@
--- One page of an index, oldest first, with the total; the rows are the events' hashes.
--- ARGV: scope, index suffix, since (ms or ''), offset, count, now (ms), ttl (s),
---       and for a "missing" index: txKey, combo
+-- One page of an index, with the total; the rows are the events' hashes.
+-- ARGV: scope, index suffix, since (ms or ''), until (ms or ''), order ('asc' or 'desc'),
+--       offset, count, now (ms), ttl (s), and for a "missing" index: txKey, combo
+-- The page holds events with since <= createdAt < until, oldest first or newest first.
 -- Cost: O(log N + count), but the first query for a (txKey, combo) pair builds its
 -- "missing" index once, in O(N).
-local scope, suffix, since, offset, count, now, ttl, txk, c = unpack(ARGV, 1, 9)
+local scope, suffix, since, before, order, offset, count, now, ttl, txk, c = unpack(ARGV, 1, 11)
 local index = scope .. ':' .. suffix
 local cutoff = tonumber(now) - tonumber(ttl) * 1000
 if txk and redis.call('SISMEMBER', missreg_key(scope, c), txk) == 0 then
@@ -15,13 +16,21 @@ if txk and redis.call('SISMEMBER', missreg_key(scope, c), txk) == 0 then
   redis.call('SADD', missreg_key(scope, c), txk)
 end
 redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. cutoff)
-local first = 0
+local first, upper = 0, redis.call('ZCARD', index)
 if since ~= '' then first = redis.call('ZCOUNT', index, '-inf', '(' .. since) end
-local total = redis.call('ZCARD', index) - first
-local start = first + tonumber(offset)
+if before ~= '' then upper = redis.call('ZCOUNT', index, '-inf', '(' .. before) end
+local total = math.max(upper - first, 0)
+offset, count = tonumber(offset), tonumber(count)
 local keys = {}
-if tonumber(count) > 0 and tonumber(offset) < total then  -- else past the end
-  keys = redis.call('ZRANGE', index, start, start + tonumber(count) - 1)
+if count > 0 and offset < total then  -- else past the end
+  if order == 'desc' then
+    local last = upper - 1 - offset
+    keys = redis.call('ZRANGE', index, math.max(last - count + 1, first), last)
+    for i = 1, math.floor(#keys / 2) do keys[i], keys[#keys - i + 1] = keys[#keys - i + 1], keys[i] end
+  else
+    local start = first + offset
+    keys = redis.call('ZRANGE', index, start, math.min(start + count, upper) - 1)
+  end
 end
 local rows = {}
 for _, key in ipairs(keys) do
