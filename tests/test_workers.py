@@ -282,7 +282,7 @@ def test_a_redelivered_message_does_not_run_a_finished_handler_again(
     # once the fresh one has run, the duplicate has been seen.
     fresh = emit(http, "e2e.fan")
     celery = create_celery(settings, import_handlers=False)
-    rows = [["default", "test", key, "echo"], ["default", "test", fresh, "fan-a"]]
+    rows = [["default", "test", key, "echo", 0], ["default", "test", fresh, "fan-a", 0]]
     celery.send_task(RUN_TASK, args=[rows], queue="tidings.test")
     wait_for(http, fresh, completed)
     assert runs(redis_client, "echo", key) == 1

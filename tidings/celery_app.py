@@ -48,14 +48,21 @@ def queue_name(queue: str, env: str) -> str:
     return f"{queue}.{env}"
 
 
-def publish(app: Celery, items: Iterable[tuple[WorkItem, str]], *, batch: int = 100) -> None:
+def publish(
+    app: Celery,
+    items: Iterable[tuple[WorkItem, str]],
+    *,
+    batch: int = 100,
+    countdown: float | None = None,
+) -> None:
     """Send work items, as few messages as their queues and the batch size allow."""
-    by_queue: dict[str, list[list[str]]] = defaultdict(list)
+    by_queue: dict[str, list[list[str | int]]] = defaultdict(list)
     for item, queue in items:
-        by_queue[queue_name(queue, item.env)].append([item.owner, item.env, item.key, item.tx_key])
+        by_queue[queue_name(queue, item.env)].append(item.row)
     for queue, rows in by_queue.items():
         for start in range(0, len(rows), batch):
-            app.send_task(RUN_TASK, args=[rows[start : start + batch]], queue=queue)
+            chunk = rows[start : start + batch]
+            app.send_task(RUN_TASK, args=[chunk], queue=queue, countdown=countdown)
 
 
 @dataclass
@@ -79,12 +86,8 @@ def worker_process(app: Celery, settings: Settings) -> WorkerProcess:
         loop = asyncio.new_event_loop()
         store = Store.from_settings(settings)
 
-        def schedule_retry(item: WorkItem, attempt: int, delay: float) -> None:
-            queue = queue_name(REGISTRY[item.tx_key].queue, item.env)
-            row = [item.owner, item.env, item.key, item.tx_key]
-            app.send_task(
-                RUN_TASK, args=[[row]], kwargs={"attempt": attempt}, countdown=delay, queue=queue
-            )
+        def schedule_retry(item: WorkItem, delay: float) -> None:
+            publish(app, [(item, REGISTRY[item.tx_key].queue)], countdown=delay)
 
         def publish_items(items: list[tuple[WorkItem, str]]) -> None:
             publish(app, items, batch=settings.dispatch_batch)
@@ -110,9 +113,9 @@ def create_celery(settings: Settings | None = None, *, import_handlers: bool = T
         app.conf.task_queues = [Queue(name) for name in sorted(queues)]
 
     @app.task(name=RUN_TASK)
-    def run(rows: list[list[str]], attempt: int = 0) -> None:
+    def run(rows: list[list[Any]]) -> None:
         process = worker_process(app, settings)
-        process.loop.run_until_complete(_run_batch(process.runner, rows, attempt))
+        process.loop.run_until_complete(_run_batch(process.runner, rows))
 
     if import_handlers:
         _start_worker_duties(app, settings)
@@ -123,16 +126,16 @@ def create_celery(settings: Settings | None = None, *, import_handlers: bool = T
 ROWS_AT_ONCE = 16
 
 
-async def _run_batch(runner: Runner, rows: list[list[str]], attempt: int) -> None:
+async def _run_batch(runner: Runner, rows: list[list[Any]]) -> None:
     slots = asyncio.Semaphore(ROWS_AT_ONCE)
 
-    async def run_row(owner: str, env: str, key: str, tx_key: str) -> None:
+    async def run_row(owner: str, env: str, key: str, tx_key: str, attempt: int) -> None:
         handler = REGISTRY.get(tx_key)
         if handler is None:
             log.warning("no handler %r in this worker; recovery will hand it out again", tx_key)
             return
         async with slots:
-            await runner.run(WorkItem(owner, env, key, tx_key), handler, attempt)
+            await runner.run(WorkItem(owner, env, key, tx_key, attempt), handler)
 
     results = await asyncio.gather(*(run_row(*row) for row in rows), return_exceptions=True)
     errors = [r for r in results if isinstance(r, BaseException)]

@@ -46,12 +46,12 @@ def run_handler(
 
 async def _run(handler: Handler, payload: Any, label: str, url: str) -> models.Transaction:
     store = Store.from_url(url, ttl_seconds=Settings().ttl_seconds)
-    retries: list[int] = []
+    retries: list[WorkItem] = []
     runner = Runner(
         store,
         worker_name="tidings.testing",
         lease_ms=60_000,
-        schedule_retry=lambda item, attempt, delay: retries.append(attempt),
+        schedule_retry=lambda item, delay: retries.append(item),
         publish=lambda items: None,  # follow-up events are stored, not run
     )
     try:
@@ -68,7 +68,7 @@ async def _run(handler: Handler, payload: Any, label: str, url: str) -> models.T
         item = WorkItem(SCOPE.owner, SCOPE.env, event.key, handler.tx_key)
         await runner.run(item, handler)
         while retries:
-            await runner.run(item, handler, retries.pop())
+            await runner.run(retries.pop(), handler)
         stored = await store.get_event(SCOPE, event.key)
         return next(tx for tx in stored.transactions if tx.txKey == handler.tx_key)
     finally:

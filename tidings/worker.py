@@ -12,7 +12,7 @@ import logging
 import random
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -25,8 +25,8 @@ from tidings.store import CUSTOM_PLATFORM, Claim, Store, WorkItem, new_event_key
 log = logging.getLogger("tidings.worker")
 
 Outcome = Literal["finished", "failed", "retrying", "skipped"]
-#: Called with a work item, the attempt that follows, and the delay in seconds.
-ScheduleRetry = Callable[[WorkItem, int, float], None]
+#: Called with the work item of the next attempt and the delay in seconds.
+ScheduleRetry = Callable[[WorkItem, float], None]
 #: Hands work items to the workers, with the queue of each.
 Publish = Callable[[list[tuple[WorkItem, str]]], None]
 
@@ -81,10 +81,8 @@ class Runner:
     schedule_retry: ScheduleRetry
     publish: Publish
 
-    async def run(self, item: WorkItem, handler: Handler, attempt: int = 0) -> Outcome:
-        claim = await self.store.claim(
-            item, actor=self.worker_name, lease_ms=self.lease_ms, attempt=attempt
-        )
+    async def run(self, item: WorkItem, handler: Handler) -> Outcome:
+        claim = await self.store.claim(item, actor=self.worker_name, lease_ms=self.lease_ms)
         if claim is None:
             return "skipped"
         outbox: list[tuple[str, models.EmitRequest]] = []
@@ -155,7 +153,7 @@ class Runner:
         if await self.store.retry_later(
             item, actor=self.worker_name, reason=reason, lease_until=lease_until
         ):
-            self.schedule_retry(item, claim.attempt + 1, delay)
+            self.schedule_retry(replace(item, attempt=claim.attempt + 1), delay)
         return "retrying"
 
     async def _end(self, item: WorkItem, state: models.EndState, output: Any) -> Outcome:

@@ -87,12 +87,21 @@ class Caller:
 
 @dataclass(frozen=True)
 class WorkItem:
-    """One transaction for a worker to run: a handler (txKey) on an event."""
+    """One transaction for a worker to run: a handler (txKey) on an event.
+
+    ``attempt`` 0 claims it afresh; a higher one continues it (a retry, a re-run).
+    """
 
     owner: str
     env: str
     key: str
     tx_key: str
+    attempt: int = 0
+
+    @property
+    def row(self) -> list[str | int]:
+        """As a broker message carries it."""
+        return [self.owner, self.env, self.key, self.tx_key, self.attempt]
 
     @property
     def scope(self) -> Scope:
@@ -358,9 +367,7 @@ class Store:
 
     # Workers
 
-    async def claim(
-        self, item: WorkItem, *, actor: str, lease_ms: int, attempt: int = 0
-    ) -> Claim | None:
+    async def claim(self, item: WorkItem, *, actor: str, lease_ms: int) -> Claim | None:
         """A worker's leased claim; None when the transaction is not this worker's to run."""
         answer = await self._run(
             "claim",
@@ -372,7 +379,7 @@ class Store:
             new_id()[:24],
             new_id(),
             lease_ms,
-            attempt,
+            item.attempt,
         )
         if answer[0] != "ok":
             return None
