@@ -91,3 +91,11 @@ def chain(event: Message[Any]) -> str:
     import tidings
 
     return tidings.emit("e2e.echo", {"from": event.event.key})
+
+
+@handler("e2e.toggle", tx_key="toggle", max_retries=0)
+def toggle(event: Message[Any]) -> str:
+    """Fails until a test switches its event on: something a re-run can mend."""
+    if not counter.get(f"test:on:{event.event.key}"):
+        raise RuntimeError("switched off")
+    return "on"

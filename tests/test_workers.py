@@ -336,3 +336,60 @@ def test_rabbitmq_works_as_the_broker(rabbitmq, http, start_worker):
     for key in keys:
         assert tx(wait_for(http, key, completed), "flaky")["output"] == {"attempt": 3}
     assert "transport:   amqp://guest:**@127.0.0.1:5672//" in worker.log_path.read_text()
+
+
+def switch_on(redis_client: redis.Redis, *keys: str) -> None:
+    for key in keys:
+        redis_client.set(f"test:on:{key}", "1")
+
+
+def test_a_failed_transaction_is_rerun_and_keeps_its_history(http, start_worker, redis_client):
+    start_worker()
+    key = emit(http, "e2e.toggle")
+    assert tx(wait_for(http, key, completed), "toggle")["state"] == "failed"
+    switch_on(redis_client, key)
+    answer = http.post(f"/events/{key}/rerun", json={"txKey": "toggle"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["rerun"] == [[key, "toggle"]]
+    toggled = tx(wait_for(http, key, completed), "toggle")
+    assert (toggled["state"], toggled["output"]) == ("finished", "on")
+    assert [(h["enterState"], h.get("reason")) for h in toggled["history"]] == [
+        ("processing", None),
+        ("failed", None),
+        ("processing", "re-run"),
+        ("processing", "attempt 1"),
+        ("finished", None),
+    ]
+    again = http.post(f"/events/{key}/rerun", json={"txKey": "toggle"})
+    assert again.status_code == 409 and "only a failed one" in again.json()["message"]
+
+
+def test_all_failed_transactions_of_a_handler_are_rerun(http, start_worker, redis_client):
+    start_worker()
+    keys = [emit(http, "e2e.toggle") for _ in range(3)]
+    untouched = emit(http, "e2e.toggle")
+    for key in [*keys, untouched]:
+        wait_for(http, key, completed)
+    switch_on(redis_client, *keys, untouched)
+    window = {"since": http.get(f"/events/{keys[0]}").json()["createdAt"]}
+    window["until"] = http.get(f"/events/{untouched}").json()["createdAt"]
+    answer = http.post("/rerun", json={"txKey": "toggle", "eventName": "e2e.toggle", **window})
+    assert sorted(k for k, _ in answer.json()["rerun"]) == sorted(keys)
+    for key in keys:
+        assert tx(wait_for(http, key, completed), "toggle")["state"] == "finished"
+    assert tx(http.get(f"/events/{untouched}").json(), "toggle")["state"] == "failed"
+
+
+def test_the_handlers_view_shows_subscriptions_workers_and_counts(http, start_worker):
+    worker = start_worker()
+    done = emit(http, "e2e.echo")
+    wait_for(http, done, completed)
+    worker.stop()
+    waiting = [emit(http, "e2e.echo") for _ in range(2)]
+    views = {view["txKey"]: view for view in http.get("/handlers").json()}
+    assert {"echo", "flaky", "fan-a", "backfill"} <= set(views)
+    echo = views["echo"]
+    assert (echo["eventName"], echo["platform"], echo["label"]) == ("e2e.echo", "custom", None)
+    assert echo["counts"] == {"processing": 0, "finished": 1, "failed": 0, "waiting": 2}
+    assert echo["oldestWaiting"]["key"] == waiting[0]
+    assert [w["name"] for w in echo["workers"]] == [f"{socket.gethostname()}:{worker.process.pid}"]

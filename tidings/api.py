@@ -21,7 +21,7 @@ from tidings import models
 from tidings.dispatch import Dispatcher
 from tidings.errors import NotFound, TidingsError, Unauthorized
 from tidings.settings import Settings
-from tidings.store import CUSTOM_PLATFORM, Caller, Emitted, Store
+from tidings.store import CUSTOM_PLATFORM, Caller, Emitted, Store, WorkItem
 
 SECRET_HEADER = "X-Buildable-Secret"
 
@@ -195,6 +195,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def get_event(key: str, who: Authenticated) -> models.EventWithTransactions:
         """One event with all its transactions, outputs included."""
         return await store.get_event(who.scope, key)
+
+    @app.post("/events/{key}/rerun", response_model=models.Rerun)
+    async def rerun(key: str, body: models.RerunRequest, who: Authenticated) -> models.Rerun:
+        """Re-run a failed transaction through the workers; its old attempts stay in its
+        history."""
+        items = await store.rerun(
+            who.scope, key, body.txKey, actor=who.name, lease_ms=settings.lease_ms
+        )
+        return rerun_answer(items)
+
+    @app.post("/rerun", response_model=models.Rerun)
+    async def rerun_failed(body: models.RerunFailedRequest, who: Authenticated) -> models.Rerun:
+        """Re-run every failed transaction of a handler (txKey) among a filter's events."""
+        items = await store.rerun_failed(
+            who.scope, body, actor=who.name, lease_ms=settings.lease_ms
+        )
+        return rerun_answer(items)
+
+    def rerun_answer(items: list[tuple[WorkItem, str]]) -> models.Rerun:
+        dispatch.send(items)
+        return models.Rerun(rerun=[(item.key, item.tx_key) for item, _ in items])
+
+    @app.get("/handlers", response_model=list[models.HandlerView])
+    async def handlers(who: Authenticated) -> list[models.HandlerView]:
+        """Every handler subscribed in the caller's environment, with its counts there."""
+        return await store.handlers(who.scope)
 
     @app.get("/health")
     async def health() -> JSONResponse:

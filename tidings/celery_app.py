@@ -147,9 +147,10 @@ def _start_worker_duties(app: Celery, settings: Settings) -> None:
     """Subscribe at start-up, then recover every few seconds, from the worker's main process."""
     stop = threading.Event()
 
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+
     async def subscribe_and_backfill(store: Store) -> None:
         subscriptions = [h.subscription for h in REGISTRY.values()]
-        worker = f"{socket.gethostname()}:{os.getpid()}"
         await store.subscribe(subscriptions, settings.environment_list, worker=worker)
         for handler in REGISTRY.values():
             if handler.since is None:
@@ -168,6 +169,7 @@ def _start_worker_duties(app: Celery, settings: Settings) -> None:
         try:
             await subscribe_and_backfill(store)
             while not stop.is_set():
+                await store.heartbeat(worker, list(REGISTRY))
                 items = await store.recover(settings.environment_list, lease_ms=settings.lease_ms)
                 if items:
                     log.info("recovery hands out %d transactions again", len(items))

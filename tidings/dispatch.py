@@ -11,6 +11,7 @@ recovery hands out what was never published.
 
 import asyncio
 import logging
+from collections.abc import Iterable
 
 from celery import Celery
 
@@ -33,9 +34,16 @@ class Dispatcher:
         return cls(create_celery(settings, import_handlers=False), batch=settings.dispatch_batch)
 
     async def __call__(self, caller: Caller, emitted: list[Emitted]) -> None:
-        for event in emitted:
-            for tx_key, queue in event.routes:
-                self._pending.append((WorkItem(caller.owner, caller.env, event.key, tx_key), queue))
+        """Hand out the transactions of stored events."""
+        self.send(
+            (WorkItem(caller.owner, caller.env, event.key, tx_key), queue)
+            for event in emitted
+            for tx_key, queue in event.routes
+        )
+
+    def send(self, items: Iterable[tuple[WorkItem, str]]) -> None:
+        """Hand out work items (with their queues)."""
+        self._pending.extend(items)
         if self._pending and self._publishing is None:
             self._publishing = asyncio.create_task(self._drain())
 

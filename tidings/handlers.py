@@ -76,6 +76,7 @@ class Handler:
             platform=self.platform,
             label=self.label,
             queue=self.queue,
+            since=self.since,
         )
 
     def validate_payload(self, payload: Any) -> Any:

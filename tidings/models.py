@@ -198,6 +198,51 @@ class Subscription(Record):
     platform: str | None = CUSTOM_PLATFORM
     label: str | None = None
     queue: str
+    #: Epoch ms: the handler also acts on events emitted since then (a backfill).
+    since: int | None = None
+
+
+class WorkerSeen(Record):
+    name: str
+    lastSeen: int
+
+
+class HandlerCounts(Record):
+    processing: int
+    finished: int
+    failed: int
+    #: Events it subscribes to that have no transaction of it yet.
+    waiting: int
+
+
+class HandlerView(Subscription):
+    """A subscribed handler as one owner and environment see it."""
+
+    subscribedAt: int
+    workers: list[WorkerSeen]
+    counts: HandlerCounts
+    oldestWaiting: Event | None
+
+
+class RerunRequest(Request):
+    txKey: Name
+
+
+class RerunFailedRequest(Request):
+    """Re-run every failed transaction of a handler among the events of a filter."""
+
+    txKey: Name
+    eventName: OptionalName = None
+    platform: OptionalPart = None
+    label: OptionalPart = None
+    since: Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(_blank_is_none)] = None
+    until: Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(_blank_is_none)] = None
+
+
+class Rerun(Record):
+    status: Literal["success"] = "success"
+    #: The (key, txKey) of every transaction handed to the workers again.
+    rerun: list[tuple[str, str]]
 
 
 class SecretKey(Record):

@@ -27,6 +27,8 @@ from tidings.store.keys import Scope
 CUSTOM_PLATFORM = models.CUSTOM_PLATFORM
 DEFAULT_GRACE_MS = 30_000
 MAX_CONNECTIONS = 64
+#: The most transactions one bulk re-run hands out.
+MAX_RERUN = 10_000
 
 MISSING_SECRET = "missing secret key: send it in the X-Buildable-Secret header"
 UNKNOWN_SECRET = "unknown secret key"
@@ -43,6 +45,7 @@ SCRIPTS = (
     "retry_later",
     "recover",
     "backfill",
+    "rerun",
 )
 
 
@@ -429,14 +432,105 @@ class Store:
         self, subscriptions: list[models.Subscription], environments: list[str], *, worker: str
     ) -> None:
         """Register a worker's handlers, so that emits route events to them."""
+        now = now_ms()
         async with self.redis.pipeline(transaction=True) as pipe:
             for sub in subscriptions:
                 for env in environments:
-                    pipe.hset(
-                        keys.subscriptions(env, sub.eventName), sub.txKey, sub.model_dump_json()
-                    )
-            pipe.zadd(keys.WORKERS, {worker: now_ms()})
+                    spec = sub.model_dump_json()
+                    pipe.hset(keys.subscriptions(env, sub.eventName), sub.txKey, spec)
+                    pipe.hset(keys.subscribed(env), sub.txKey, sub.eventName)
+                    pipe.hsetnx(keys.subscribed_at(env), sub.txKey, now)
             await pipe.execute()
+        await self.heartbeat(worker, [sub.txKey for sub in subscriptions])
+
+    async def heartbeat(self, worker: str, tx_keys: list[str]) -> None:
+        """Note that a worker, running these handlers, is alive."""
+        now = now_ms()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(keys.WORKERS, {worker: now})
+            for tx_key in tx_keys:
+                pipe.zadd(keys.handler_workers(tx_key), {worker: now})
+            await pipe.execute()
+
+    async def handlers(self, scope: Scope) -> list[models.HandlerView]:
+        """Every handler subscribed in the scope's environment, with how it is doing there."""
+        env = scope.env
+        event_names: dict[str, str] = await self.redis.hgetall(keys.subscribed(env))
+        first_seen: dict[str, str] = await self.redis.hgetall(keys.subscribed_at(env))
+        views = []
+        for tx_key, event_name in sorted(event_names.items()):
+            spec = await self.redis.hget(keys.subscriptions(env, event_name), tx_key)
+            if spec is None:
+                continue
+            sub = models.Subscription.model_validate_json(spec)
+            subscribed_at = int(first_seen.get(tx_key, 0))
+            views.append(await self._handler_view(scope, sub, subscribed_at))
+        return views
+
+    async def _handler_view(
+        self, scope: Scope, sub: models.Subscription, subscribed_at: int
+    ) -> models.HandlerView:
+        combo = keys.combo(sub.platform, sub.label, sub.eventName)
+        cutoff = now_ms() - self.ttl_seconds * 1000
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for state in ("processing", "finished", "failed"):
+                pipe.zcount(scope.tx_index(state, sub.txKey, combo), cutoff, "+inf")
+            pipe.zrange(keys.handler_workers(sub.txKey), 0, -1, withscores=True)
+            processing, finished, failed, workers = await pipe.execute()
+        waiting = await self.query(
+            scope,
+            models.QueryRequest(
+                eventName=sub.eventName,
+                platform=sub.platform,
+                label=sub.label,
+                txKey=sub.txKey,
+                txState="does-not-exist",
+                since=subscribed_at if sub.since is None else sub.since,
+                pageSize=1,
+            ),
+        )
+        return models.HandlerView(
+            **sub.model_dump(),
+            subscribedAt=subscribed_at,
+            workers=[models.WorkerSeen(name=w, lastSeen=int(t)) for w, t in workers],
+            counts=models.HandlerCounts(
+                processing=processing, finished=finished, failed=failed, waiting=waiting.total
+            ),
+            oldestWaiting=waiting.rows[0] if waiting.rows else None,
+        )
+
+    async def rerun(
+        self, scope: Scope, key: str, tx_key: str, *, actor: str, lease_ms: int
+    ) -> list[tuple[WorkItem, str]]:
+        """Put a failed transaction back in the workers' hands; its work item and queue."""
+        return await self._rerun(scope, actor, lease_ms, "one", key, tx_key)
+
+    async def rerun_failed(
+        self, scope: Scope, r: models.RerunFailedRequest, *, actor: str, lease_ms: int
+    ) -> list[tuple[WorkItem, str]]:
+        """Every failed transaction of a handler among a filter's events, re-run."""
+        combo = keys.combo(r.platform, r.label, r.eventName)
+        since = "-inf" if r.since is None else r.since
+        until = "+inf" if r.until is None else r.until
+        return await self._rerun(
+            scope, actor, lease_ms, "failed", r.txKey, combo, since, until, MAX_RERUN
+        )
+
+    async def _rerun(
+        self, scope: Scope, actor: str, lease_ms: int, *what: Any
+    ) -> list[tuple[WorkItem, str]]:
+        answer = await self._run("rerun", scope.prefix, now_ms(), actor, lease_ms, *what)
+        if answer[0] == "not_found":
+            raise NotFound(f"no transaction {what[2]!r} on event {what[1]!r}")
+        if answer[0] == "conflict":
+            raise Conflict(
+                f"cannot re-run transaction {what[2]!r} on event {what[1]!r}: {answer[1]}"
+            )
+        found = answer[1]
+        return [
+            (WorkItem(scope.owner, scope.env, key, tx_key, attempt=1), queue)
+            for key, tx_key, queue in zip(found[::3], found[1::3], found[2::3], strict=True)
+        ]
 
     async def scopes(self) -> list[Scope]:
         """Every (owner, environment) that has a secret key."""

@@ -7,6 +7,10 @@ Global keys::
     tidings:subs:{env}:{eventName}
                                  hash  txKey -> JSON Subscription of a handler (from workers)
     tidings:workers              zset  worker name -> last heartbeat (ms)
+    tidings:subscribed:{env}     hash  txKey -> eventName of every handler subscribed in env
+    tidings:subscribed-at:{env}  hash  txKey -> when a worker first subscribed it (ms)
+    tidings:handler-workers:{txKey}
+                                 zset  worker name -> last heartbeat of a worker running it
     tidings:outstanding          zset  "{owner}|{env}|{key}" -> when recovery looks next at an
                                        event still awaiting a subscribed handler
     tidings:leases               zset  "{owner}|{env}|{key}|{txKey}" -> lease expiry (ms) of
@@ -48,6 +52,18 @@ def secret(digest: str) -> str:
 
 
 WORKERS = f"{ROOT}:workers"
+
+
+def subscribed(env: str) -> str:
+    return f"{ROOT}:subscribed:{env}"
+
+
+def subscribed_at(env: str) -> str:
+    return f"{ROOT}:subscribed-at:{env}"
+
+
+def handler_workers(tx_key: str) -> str:
+    return f"{ROOT}:handler-workers:{tx_key}"
 
 
 def subscriptions(env: str, event_name: str) -> str:

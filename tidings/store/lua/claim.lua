@@ -22,7 +22,7 @@ else
   local lease = redis.call('ZSCORE', LEASES, lease_member)
   local reason
   if tonumber(attempt) == next_attempt then
-    reason = 'retry'
+    reason = 'attempt ' .. next_attempt
   elseif lease and tonumber(lease) < tonumber(now) then
     reason = 'lease expired: claimed again'
   else

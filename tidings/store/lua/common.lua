@@ -141,13 +141,13 @@ local function create_tx(scope, ev, txk, state, now, actor, id, txn)
 end
 
 -- Change an existing transaction's state.
-local function move_tx(scope, ev, txk, old_state, state, now, actor)
+local function move_tx(scope, ev, txk, old_state, state, now, actor, reason)
   local key = ev[6]
   local tk = tx_key(scope, key, txk)
   local ended = ''
   if state ~= 'processing' then ended = now end
   redis.call('HSET', tk, 'state', state, 'endedAt', ended)
-  append_history(tk, state, old_state, now, actor)
+  append_history(tk, state, old_state, now, actor, reason)
   redis.call('HINCRBY', tk, 'v', 1)
   redis.call('HSET', ev_key(scope, key) .. ':txs', txk, state)
   if old_state ~= state then
