@@ -393,3 +393,32 @@ def test_the_handlers_view_shows_subscriptions_workers_and_counts(http, start_wo
     assert echo["counts"] == {"processing": 0, "finished": 1, "failed": 0, "waiting": 2}
     assert echo["oldestWaiting"]["key"] == waiting[0]
     assert [w["name"] for w in echo["workers"]] == [f"{socket.gethostname()}:{worker.process.pid}"]
+
+
+@pytest.mark.parametrize("how", ["one", "all failed"])
+def test_the_cli_reruns_failed_transactions(http, start_worker, redis_client, settings, how):
+    start_worker()
+    key = emit(http, "e2e.toggle")
+    wait_for(http, key, completed)
+    switch_on(redis_client, key)
+    which = [key] if how == "one" else ["--failed", "--event-name", "e2e.toggle"]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tidings.cli",
+            "rerun",
+            *which,
+            "--tx-key",
+            "toggle",
+            "--env",
+            "test",
+        ],
+        env={**os.environ, "REDIS_URL": settings.store_url},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [key, "toggle"]
+    assert tx(wait_for(http, key, completed), "toggle")["state"] == "finished"

@@ -12,10 +12,12 @@ import click
 import uvicorn
 
 from tidings import models
+from tidings.celery_app import create_celery, publish
 from tidings.errors import TidingsError
 from tidings.redis_server import redis_url
 from tidings.settings import Settings
-from tidings.store import Store
+from tidings.store import Store, WorkItem
+from tidings.store.keys import Scope
 
 T = TypeVar("T")
 ENVIRONMENTS = click.Choice(["test", "live"])
@@ -155,6 +157,43 @@ def list_keys(owner: str | None, as_json: bool) -> None:
 def revoke_key(name: str, env: str, owner: str, as_json: bool) -> None:
     """Revoke a secret key: requests with it get 401 from now on."""
     _print_key(with_store(lambda s: s.revoke_key(name, env, owner)), as_json)
+
+
+@main.command()
+@click.argument("key", required=False)
+@click.option("--tx-key", required=True, help="The handler's txKey.")
+@click.option("--failed", "all_failed", is_flag=True, help="All its failed transactions.")
+@click.option("--event-name", default=None, help="With --failed: only events of this name.")
+@click.option("--env", "env", type=ENVIRONMENTS, required=True)
+@click.option("--owner", default="default", show_default=True)
+def rerun(
+    key: str | None, tx_key: str, all_failed: bool, event_name: str | None, env: str, owner: str
+) -> None:
+    """Re-run the failed transaction of handler TX_KEY on event KEY, or with --failed all of
+    its failed transactions, through the workers."""
+    if bool(key) == all_failed:
+        raise click.UsageError("give an event KEY or --failed, not both")
+    settings = Settings()
+    scope = Scope(owner, env)
+    if all_failed:
+        request = _validated(models.RerunFailedRequest, txKey=tx_key, eventName=event_name)
+
+        def action(store: Store) -> Awaitable[list[tuple[WorkItem, str]]]:
+            return store.rerun_failed(scope, request, actor="cli", lease_ms=settings.lease_ms)
+    else:
+
+        def action(store: Store) -> Awaitable[list[tuple[WorkItem, str]]]:
+            return store.rerun(scope, str(key), tx_key, actor="cli", lease_ms=settings.lease_ms)
+
+    with redis_url(settings.redis_url, settings.data_dir) as url:
+        items = with_store(action, url)
+        celery = create_celery(
+            settings.model_copy(update={"redis_url": url}), import_handlers=False
+        )
+        publish(celery, items, batch=settings.dispatch_batch)
+    for item, _ in items:
+        click.echo(f"{item.key}\t{item.tx_key}")
+    click.echo(f"{len(items)} transaction(s) handed to the workers again", err=True)
 
 
 def _validated(model: type[models.Request], **fields: Any) -> Any:
