@@ -99,3 +99,11 @@ def toggle(event: Message[Any]) -> str:
     if not counter.get(f"test:on:{event.event.key}"):
         raise RuntimeError("switched off")
     return "on"
+
+
+@handler("e2e.long", tx_key="long")
+def long(event: Message[Any]) -> str:
+    """Runs longer than the tests' 3 s lease."""
+    count_run(event)
+    time.sleep(4.5)
+    return "done"

@@ -422,3 +422,14 @@ def test_the_cli_reruns_failed_transactions(http, start_worker, redis_client, se
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [key, "toggle"]
     assert tx(wait_for(http, key, completed), "toggle")["state"] == "finished"
+
+
+def test_a_handler_running_longer_than_its_lease_is_not_claimed_again(
+    http, start_worker, redis_client
+):
+    start_worker()
+    key = emit(http, "e2e.long")
+    long = tx(wait_for(http, key, completed), "long")
+    assert (long["state"], long["attempts"]) == ("finished", 1)
+    assert runs(redis_client, "long", key) == 1
+    assert not any(h.get("reason") for h in long["history"])

@@ -95,7 +95,22 @@ def worker_process(app: Celery, settings: Settings) -> WorkerProcess:
         name = f"{socket.gethostname()}:{pid}"
         runner = Runner(store, name, settings.lease_ms, schedule_retry, publish_items)
         _process[slot] = WorkerProcess(loop, store, runner)
+        keeper = threading.Thread(target=_keep_leases, args=(runner, settings), daemon=True)
+        keeper.start()
     return _process[slot]
+
+
+def _keep_leases(runner: Runner, settings: Settings) -> None:
+    """Renew the leases of what a runner is running, so that a handler that runs longer
+    than the lease is not claimed again; a dead worker's leases still lapse."""
+
+    async def keep() -> None:
+        store = Store.from_settings(settings)
+        while True:
+            await asyncio.sleep(settings.lease_seconds / 3)
+            await store.extend_leases(list(runner.running), settings.lease_ms)
+
+    asyncio.run(keep())
 
 
 def create_celery(settings: Settings | None = None, *, import_handlers: bool = True) -> Celery:

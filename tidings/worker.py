@@ -12,7 +12,7 @@ import logging
 import random
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -80,11 +80,20 @@ class Runner:
     lease_ms: int
     schedule_retry: ScheduleRetry
     publish: Publish
+    #: What this runner is running now, whose leases are kept alive.
+    running: set[WorkItem] = field(default_factory=set)
 
     async def run(self, item: WorkItem, handler: Handler) -> Outcome:
         claim = await self.store.claim(item, actor=self.worker_name, lease_ms=self.lease_ms)
         if claim is None:
             return "skipped"
+        self.running.add(item)
+        try:
+            return await self._run_claimed(item, handler, claim)
+        finally:
+            self.running.discard(item)
+
+    async def _run_claimed(self, item: WorkItem, handler: Handler, claim: Claim) -> Outcome:
         outbox: list[tuple[str, models.EmitRequest]] = []
         token = _outbox.set(outbox)
         try:

@@ -399,6 +399,13 @@ class Store:
             label=label,
         )
 
+    async def extend_leases(self, items: list[WorkItem], lease_ms: int) -> None:
+        """Renew the leases of transactions still running (none that has ended since)."""
+        if items:
+            until = now_ms() + lease_ms
+            members = {keys.lease_member(i.owner, i.env, i.key, i.tx_key): until for i in items}
+            await self.redis.zadd(keys.LEASES, members, xx=True)
+
     async def retry_later(
         self, item: WorkItem, *, actor: str, reason: str, lease_until: int
     ) -> bool:

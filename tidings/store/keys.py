@@ -47,6 +47,10 @@ LEASES = f"{ROOT}:leases"
 SECRETS = f"{ROOT}:secrets"
 
 
+def lease_member(owner: str, env: str, key: str, tx_key: str) -> str:
+    return f"{owner}|{env}|{key}|{tx_key}"
+
+
 def secret(digest: str) -> str:
     return f"{ROOT}:secret:{digest}"
 
