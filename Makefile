@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test lint bench clean
+.PHONY: dev test lint chromium bench clean
 
 $(BIN)/tidings: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,20 @@ lint: $(BIN)/tidings
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy tidings
 
-test: lint
+test: lint chromium
 	$(BIN)/pytest
+
+# The browser tests (tests/browser_support.py) drive Debian's Chromium; Playwright's own
+# browser download is not used. Installed when missing, which needs root.
+chromium: /usr/bin/chromium
+
+/usr/bin/chromium:
+	@if [ "$$(id -u)" = 0 ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	else \
+		echo "make: /usr/bin/chromium is missing and this is not root: the browser tests" \
+			"will fail. Install it with: sudo apt-get install -y chromium" >&2; \
+	fi
 
 bench: $(BIN)/tidings
 	$(BIN)/python bench/query_cost.py

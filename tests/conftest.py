@@ -21,6 +21,8 @@ from tidings.api import create_app
 from tidings.redis_server import EmbeddedRedis, free_port
 from tidings.settings import Settings
 
+pytest_plugins = ["browser_support"]  # the browser and page fixtures
+
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
