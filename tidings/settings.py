@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     #: Guards the /admin endpoints; they answer 404 while it is unset.
     admin_token: str | None = None
+    #: How long a dashboard sign-in lasts, in seconds.
+    session_seconds: int = Field(default=8 * 3600, gt=0)
 
     # Workers
     #: The Celery broker, when it is not REDIS_URL (e.g. amqp://... for RabbitMQ).

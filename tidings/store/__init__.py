@@ -33,6 +33,7 @@ MAX_RERUN = 10_000
 MISSING_SECRET = "missing secret key: send it in the X-Buildable-Secret header"
 UNKNOWN_SECRET = "unknown secret key"
 REVOKED_SECRET = "this secret key has been revoked"
+NO_SESSION = "not signed in, or the session has expired"
 
 
 SCRIPTS = (
@@ -86,6 +87,15 @@ class Caller:
     @property
     def scope(self) -> Scope:
         return Scope(self.owner, self.env)
+
+
+@dataclass(frozen=True)
+class Session:
+    """A dashboard sign-in: who it is, and the token its state-changing requests carry."""
+
+    id: str
+    caller: Caller
+    csrf: str
 
 
 @dataclass(frozen=True)
@@ -221,12 +231,48 @@ class Store:
     async def authenticate(self, secret: str | None) -> Caller:
         if not secret:
             raise Unauthorized(MISSING_SECRET)
-        record: dict[str, str] = await self.redis.hgetall(keys.secret(_hash(secret)))
+        return await self._caller(_hash(secret))
+
+    async def _caller(self, digest: str) -> Caller:
+        record: dict[str, str] = await self.redis.hgetall(keys.secret(digest))
         if not record:
             raise Unauthorized(UNKNOWN_SECRET)
         if record.get("revokedAt"):
             raise Unauthorized(REVOKED_SECRET)
         return Caller(name=record["name"], env=record["env"], owner=record["owner"])
+
+    # Dashboard sessions: a random id in a cookie stands for a secret key, which stays here.
+
+    async def open_session(self, secret: str | None, *, ttl_seconds: int) -> Session:
+        """Sign in with a secret key: a new session, with its own CSRF token."""
+        if not secret:
+            raise Unauthorized(MISSING_SECRET)
+        digest = _hash(secret)
+        session = Session(secrets.token_urlsafe(32), await self._caller(digest), new_id())
+        record = {"secret": digest, "csrf": session.csrf, "createdAt": now_ms()}
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.session(session.id), mapping=record)
+            pipe.expire(keys.session(session.id), ttl_seconds)
+            await pipe.execute()
+        return session
+
+    async def session(self, session_id: str | None) -> Session:
+        """A session that is still open, and whose secret key is still valid: the key is
+        checked on every call, so that revoking it signs its sessions out at once."""
+        record: dict[str, str] = (
+            await self.redis.hgetall(keys.session(session_id)) if session_id else {}
+        )
+        if not session_id or not record:
+            raise Unauthorized(NO_SESSION)
+        try:
+            caller = await self._caller(record["secret"])
+        except Unauthorized:
+            await self.close_session(session_id)
+            raise
+        return Session(session_id, caller, record["csrf"])
+
+    async def close_session(self, session_id: str) -> None:
+        await self.redis.delete(keys.session(session_id))
 
     # Events
 

@@ -4,6 +4,8 @@ Global keys::
 
     tidings:secret:{sha256}      hash  a secret key: name, env, owner, createdAt, revokedAt
     tidings:secrets              hash  "{owner}/{env}/{name}" -> sha256, every key ever made
+    tidings:session:{id}         hash  a dashboard sign-in: the sha256 of its secret, a CSRF
+                                       token, createdAt; it expires (TIDINGS_SESSION_SECONDS)
     tidings:subs:{env}:{eventName}
                                  hash  txKey -> JSON Subscription of a handler (from workers)
     tidings:workers              zset  worker name -> last heartbeat (ms)
@@ -53,6 +55,10 @@ def lease_member(owner: str, env: str, key: str, tx_key: str) -> str:
 
 def secret(digest: str) -> str:
     return f"{ROOT}:secret:{digest}"
+
+
+def session(session_id: str) -> str:
+    return f"{ROOT}:session:{session_id}"
 
 
 WORKERS = f"{ROOT}:workers"
