@@ -12,12 +12,12 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tidings import models
+from tidings import models, ui
 from tidings.dispatch import Dispatcher
 from tidings.errors import NotFound, TidingsError, Unauthorized
 from tidings.settings import Settings
@@ -221,6 +221,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def handlers(who: Authenticated) -> list[models.HandlerView]:
         """Every handler subscribed in the caller's environment, with its counts there."""
         return await store.handlers(who.scope)
+
+    app.include_router(ui.create_router(store, settings, dispatch))
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse(ui.PREFIX)
 
     @app.get("/health")
     async def health() -> JSONResponse:
