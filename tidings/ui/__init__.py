@@ -309,7 +309,7 @@ def create_router(store: Store, settings: Settings, dispatch: Dispatcher) -> API
         fresh = await store.query(
             scope, query.model_copy(update={"pageSize": POLL_SIZE, "since": since})
         )
-        # Keys sort like createdAt within one index, so (createdAt, key) orders the rows.
+        # An index orders events by createdAt, then by key (a sorted set's order of ties).
         rows = [event for event in fresh.rows if (event.createdAt, event.key) > newest]
         response = render("_rows.html", session, rows=rows)
         response.headers["X-Total"] = str(total)
@@ -350,7 +350,7 @@ def create_router(store: Store, settings: Settings, dispatch: Dispatcher) -> API
     @router.get("/rerun")
     async def confirm_rerun(request: Request, session: Signed) -> Response:
         view = Filter(request.query_params)
-        request_ = validated(models.RerunFailedRequest, view.fields())
+        wanted = validated(models.RerunFailedRequest, view.fields())
         failed = await store.query(
             session.caller.scope, view.query(txState="failed", page=1, pageSize=1)
         )
@@ -358,7 +358,7 @@ def create_router(store: Store, settings: Settings, dispatch: Dispatcher) -> API
             "rerun.html",
             session,
             view=view,
-            tx_key=request_.txKey,
+            tx_key=wanted.txKey,
             count=failed.total,
             limit=MAX_RERUN,
         )
