@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test lint chromium bench clean
+.PHONY: dev test lint chromium bench screenshots clean
 
 $(BIN)/tidings: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ chromium: /usr/bin/chromium
 
 bench: $(BIN)/tidings
 	$(BIN)/python bench/query_cost.py
+
+# The dashboard's pages, shot in headless Chromium with a worker and a shop's events.
+screenshots: $(BIN)/tidings chromium
+	$(BIN)/python docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) .tidings

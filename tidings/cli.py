@@ -85,6 +85,7 @@ def dev(port: int, worker: bool) -> None:
             f"then see its transactions: curl -s http://127.0.0.1:{port}/events/<key> "
             f"-H 'X-Buildable-Secret: {secret}'\n"
         )
+        click.echo(f"or in the dashboard: http://127.0.0.1:{port}/ui, signed in with that key\n")
         try:
             uvicorn.run("tidings.api:create_app", factory=True, host="127.0.0.1", port=port)
         finally:
