@@ -11,7 +11,7 @@ import httpx
 import pytest
 import redis
 from playwright.sync_api import Locator, Page, expect
-from test_workers import Worker
+from worker_support import Worker
 
 from tidings.settings import Settings
 

@@ -1,0 +1,73 @@
+"""A real Celery worker process for the tests, running tests/e2e_handlers.py."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+from tidings.cli import WORKER_ARGS
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKER_ENV = {
+    "TIDINGS_HANDLERS": "e2e_handlers",
+    "PYTHONPATH": str(ROOT / "tests"),
+    "TIDINGS_LEASE_SECONDS": "3",
+    "TIDINGS_GRACE_SECONDS": "1",
+    "TIDINGS_RECOVERY_INTERVAL_SECONDS": "0.5",
+}
+
+
+class Worker:
+    """`celery -A workers worker` in its own process group, stopped by PID."""
+
+    def __init__(self, redis_url: str, log_path: Path, env: dict[str, str]) -> None:
+        self.redis_url = redis_url
+        self.log_path = log_path
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "Worker":
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            *WORKER_ARGS,
+            "--concurrency=2",
+            "--loglevel=info",
+        ]
+        env = {**os.environ, **WORKER_ENV, "REDIS_URL": self.redis_url, **self.env}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        name = f"{socket.gethostname()}:{self.process.pid}"
+        client = redis.Redis.from_url(self.redis_url)
+        deadline = time.monotonic() + 30
+        while client.zscore("tidings:workers", name) is None:  # subscribed: ready
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{self.log_path.read_text()}")
+            time.sleep(0.05)
+        return self
+
+    def _signal(self, sig: signal.Signals) -> None:
+        assert self.process is not None
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL to the main process and its pool children at once: no goodbyes."""
+        self._signal(signal.SIGKILL)
