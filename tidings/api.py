@@ -21,7 +21,7 @@ from tidings import models, ui
 from tidings.dispatch import Dispatcher
 from tidings.errors import NotFound, TidingsError, Unauthorized
 from tidings.settings import Settings
-from tidings.store import CUSTOM_PLATFORM, Caller, Emitted, Store, WorkItem
+from tidings.store import CUSTOM_PLATFORM, MISSING_SECRET, Caller, Emitted, Store, WorkItem
 
 SECRET_HEADER = "X-Buildable-Secret"
 
@@ -136,6 +136,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     SecretHeader = Annotated[str | None, Header(alias=SECRET_HEADER)]
 
+    async def present_secret(secret: SecretHeader = None) -> str:
+        """A secret was sent (checked before the body is looked at); its check is later."""
+        if not secret:
+            raise Unauthorized(MISSING_SECRET)
+        return secret
+
     async def caller(secret: SecretHeader = None) -> Caller:
         return await store.authenticate(secret)
 
@@ -151,13 +157,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/emit", response_model=models.EmitResult, openapi_extra=EMIT_OPENAPI)
     async def emit_one(request: Request) -> JSONResponse:
         """Store an event and hand it to the workers subscribed to it."""
+        secret = request.headers.get(SECRET_HEADER)
+        if not secret:
+            raise Unauthorized(MISSING_SECRET)
         body = parse_body(models.EmitRequest, await request.body())
-        [emitted] = await emit(request.headers.get(SECRET_HEADER), [body])
+        [emitted] = await emit(secret, [body])
         return JSONResponse({"status": "success", "key": emitted.key})
 
     @app.post("/emit/batch", response_model=models.BatchEmitResult)
     async def emit_batch(
-        body: models.BatchEmitRequest, secret: SecretHeader = None
+        body: models.BatchEmitRequest, secret: Annotated[str, Depends(present_secret)]
     ) -> models.BatchEmitResult:
         """Store up to 1,000 events, all or nothing; their keys come back in order."""
         emitted = await emit(secret, body.events)

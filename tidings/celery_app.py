@@ -108,7 +108,10 @@ def _keep_leases(runner: Runner, settings: Settings) -> None:
         store = Store.from_settings(settings)
         while True:
             await asyncio.sleep(settings.lease_seconds / 3)
-            await store.extend_leases(list(runner.running), settings.lease_ms)
+            try:
+                await store.extend_leases(list(runner.running), settings.lease_ms)
+            except Exception:  # Redis away for a moment: try again next round
+                log.exception("could not renew leases")
 
     asyncio.run(keep())
 
@@ -181,14 +184,22 @@ def _start_worker_duties(app: Celery, settings: Settings) -> None:
 
     async def duties() -> None:
         store = Store.from_settings(settings)
+        subscribed = False
         try:
-            await subscribe_and_backfill(store)
             while not stop.is_set():
-                await store.heartbeat(worker, list(REGISTRY))
-                items = await store.recover(settings.environment_list, lease_ms=settings.lease_ms)
-                if items:
-                    log.info("recovery hands out %d transactions again", len(items))
-                    publish(app, items, batch=settings.dispatch_batch)
+                try:  # a round that fails (Redis or the broker away) is tried again
+                    if not subscribed:
+                        await subscribe_and_backfill(store)
+                        subscribed = True
+                    await store.heartbeat(worker, list(REGISTRY))
+                    items = await store.recover(
+                        settings.environment_list, lease_ms=settings.lease_ms
+                    )
+                    if items:
+                        log.info("recovery hands out %d transactions again", len(items))
+                        publish(app, items, batch=settings.dispatch_batch)
+                except Exception:
+                    log.exception("tidings worker duties: this round failed")
                 await asyncio.sleep(settings.recovery_interval_seconds)
         finally:
             await store.close()

@@ -38,7 +38,10 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         port = free_port()
         persistence = (
-            ["--appendonly", "yes"] if self.persist else ["--save", "", "--appendonly", "no"]
+            # Every write reaches the disk before Redis answers: an emit is durable once 200.
+            ["--appendonly", "yes", "--appendfsync", "always"]
+            if self.persist
+            else ["--save", "", "--appendonly", "no"]
         )
         log = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(

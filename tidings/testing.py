@@ -8,7 +8,8 @@ with the same claim/transact recording as a worker.
         assert tx.state == "finished" and tx.output["sent"]
 
 The event is stored in Redis (REDIS_URL, or an embedded server started for the test
-session) under owner "testing", environment "test". Retries run at once, without backoff.
+session) under owner and environment "testing", which no worker handles: no other handler
+runs on it. Retries run at once, without backoff.
 """
 
 import asyncio
@@ -25,7 +26,8 @@ from tidings.store import CUSTOM_PLATFORM, Store, WorkItem
 from tidings.store.keys import Scope
 from tidings.worker import Runner
 
-SCOPE = Scope("testing", "test")
+#: An environment no worker handles, so that no real handler ever runs on these events.
+SCOPE = Scope("testing", "testing")
 _embedded: list[str] = []
 
 

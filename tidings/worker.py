@@ -94,6 +94,14 @@ class Runner:
             self.running.discard(item)
 
     async def _run_claimed(self, item: WorkItem, handler: Handler, claim: Claim) -> Outcome:
+        if claim.attempt > handler.max_retries + 1:
+            # Taken over after lapsed leases until no attempt is left: each run killed its
+            # worker (out of memory, a crash), so running it again would do the same.
+            lost = {
+                "type": "WorkerLost",
+                "message": f"{claim.attempt - 1} attempts lost their worker",
+            }
+            return await self._end(item, "failed", {"error": lost})
         outbox: list[tuple[str, models.EmitRequest]] = []
         token = _outbox.set(outbox)
         try:

@@ -29,6 +29,7 @@ DEFAULT_GRACE_MS = 30_000
 MAX_CONNECTIONS = 64
 #: The most transactions one bulk re-run hands out.
 MAX_RERUN = 10_000
+RERUN_PAGE = 500
 
 MISSING_SECRET = "missing secret key: send it in the X-Buildable-Secret header"
 UNKNOWN_SECRET = "unknown secret key"
@@ -565,9 +566,15 @@ class Store:
         combo = keys.combo(r.platform, r.label, r.eventName)
         since = "-inf" if r.since is None else r.since
         until = "+inf" if r.until is None else r.until
-        return await self._rerun(
-            scope, actor, lease_ms, "failed", r.txKey, combo, since, until, MAX_RERUN
-        )
+        items: list[tuple[WorkItem, str]] = []
+        while len(items) < MAX_RERUN:  # in pages, so that Redis serves others in between
+            page = await self._rerun(
+                scope, actor, lease_ms, "failed", r.txKey, combo, since, until, RERUN_PAGE
+            )
+            items += page
+            if len(page) < RERUN_PAGE:
+                break
+        return items
 
     async def _rerun(
         self, scope: Scope, actor: str, lease_ms: int, *what: Any
