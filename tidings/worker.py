@@ -18,9 +18,8 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from tidings import models
-from tidings.errors import Conflict, NotFound
 from tidings.handlers import MAX_BACKOFF_SECONDS, EventInfo, Handler, Message
-from tidings.store import CUSTOM_PLATFORM, Claim, Store, WorkItem, new_event_key, now_ms
+from tidings.store import Claim, Store, WorkItem, new_event_key, now_ms
 
 log = logging.getLogger("tidings.worker")
 
@@ -101,41 +100,20 @@ class Runner:
                 "type": "WorkerLost",
                 "message": f"{claim.attempt - 1} attempts lost their worker",
             }
-            return await self._end(item, "failed", {"error": lost})
+            return await self._end(item, claim, "failed", {"error": lost})
         outbox: list[tuple[str, models.EmitRequest]] = []
         token = _outbox.set(outbox)
         try:
             output = await self._call(handler, item, claim)
         except NotRetryable as exc:
-            return await self._end(item, "failed", exc.output)
+            return await self._end(item, claim, "failed", exc.output)
         except Exception as exc:
             if claim.attempt > handler.max_retries:
-                return await self._end(item, "failed", error_output(exc))
+                return await self._end(item, claim, "failed", error_output(exc))
             return await self._retry(item, handler, claim, exc)
         finally:
             _outbox.reset(token)
-        if outbox:
-            await self._emit(item, claim, outbox)
-        return await self._end(item, "finished", output)
-
-    async def _emit(
-        self, item: WorkItem, claim: Claim, outbox: list[tuple[str, models.EmitRequest]]
-    ) -> None:
-        emitted = await self.store.emit(
-            item.scope,
-            [request for _, request in outbox],
-            event_keys=[key for key, _ in outbox],
-            platform=CUSTOM_PLATFORM,
-            label=claim.label,
-            actor=self.worker_name,
-        )
-        self.publish(
-            [
-                (WorkItem(item.owner, item.env, event.key, tx_key), queue)
-                for event in emitted
-                for tx_key, queue in event.routes
-            ]
-        )
+        return await self._end(item, claim, "finished", output, outbox)
 
     async def _call(self, handler: Handler, item: WorkItem, claim: Claim) -> Any:
         try:
@@ -168,20 +146,35 @@ class Runner:
         )
         lease_until = now_ms() + int(delay * 1000) + self.lease_ms
         if await self.store.retry_later(
-            item, actor=self.worker_name, reason=reason, lease_until=lease_until
+            item, claim, actor=self.worker_name, reason=reason, lease_until=lease_until
         ):
             self.schedule_retry(replace(item, attempt=claim.attempt + 1), delay)
         return "retrying"
 
-    async def _end(self, item: WorkItem, state: models.EndState, output: Any) -> Outcome:
-        try:
-            await self.store.transact(
-                item.scope, item.key, item.tx_key, state, output, actor=self.worker_name
-            )
-        except (Conflict, NotFound) as exc:
-            # Our lease lapsed and another worker took the run over (or the event expired).
-            log.warning("result of %s on %s not recorded: %s", item.tx_key, item.key, exc)
+    async def _end(
+        self,
+        item: WorkItem,
+        claim: Claim,
+        state: models.EndState,
+        output: Any,
+        outbox: list[tuple[str, models.EmitRequest]] | None = None,
+    ) -> Outcome:
+        """Record the result, with the events the handler emitted, then hand those out."""
+        emitted = await self.store.finish(
+            item, claim, state, output, actor=self.worker_name, follow_ups=outbox or []
+        )
+        if emitted is None:
+            # Our lease lapsed and another worker took the run over (or the event expired):
+            # its result counts, not ours.
+            log.warning("result of %s on %s not recorded: claimed again", item.tx_key, item.key)
             return "skipped"
+        self.publish(
+            [
+                (WorkItem(item.owner, item.env, event.key, tx_key), queue)
+                for event in emitted
+                for tx_key, queue in event.routes
+            ]
+        )
         return state
 
 

@@ -131,8 +131,10 @@ class Emitted:
 
 @dataclass(frozen=True)
 class Claim:
-    """A worker's claim: the attempt it runs and the event's input."""
+    """A worker's claim: the attempt it runs and the event's input. Its token is what the
+    worker's result must show to count."""
 
+    token: str
     attempt: int
     payload: Any
     headers: Any
@@ -305,18 +307,12 @@ class Store:
         self, who: list[str], events: list[models.EmitRequest], event_keys: list[str] | None = None
     ) -> tuple[Caller, list[Emitted]]:
         event_keys = event_keys or [new_event_key() for _ in events]
-        args: list[Any] = [*who, now_ms(), self.ttl_seconds, self.grace_ms]
-        for key, event in zip(event_keys, events, strict=True):
-            args += [key, new_id()[:24], dump(event.payload), "{}", "{}", event.event]
+        args = [*who, now_ms(), self.ttl_seconds, self.grace_ms, *_event_args(event_keys, events)]
         answer = await self._run("emit", *args)
         if answer[0] != "ok":
             raise Unauthorized(REVOKED_SECRET if answer[0] == "revoked" else UNKNOWN_SECRET)
         _, owner, env, label, routes = answer
-        emitted = [
-            Emitted(key, list(zip(r[::2], r[1::2], strict=True)))
-            for key, r in zip(event_keys, routes, strict=True)
-        ]
-        return Caller(name=label, env=env, owner=owner), emitted
+        return Caller(name=label, env=env, owner=owner), _emitted(event_keys, routes)
 
     async def get_event(self, scope: Scope, key: str) -> models.EventWithTransactions:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -430,11 +426,13 @@ class Store:
             new_id(),
             lease_ms,
             item.attempt,
+            token := new_id(),
         )
         if answer[0] != "ok":
             return None
         attempts, payload, headers, query, created_at, event_id, name, platform, label = answer[1:]
         return Claim(
+            token=token,
             attempt=int(attempts),
             payload=json.loads(payload),
             headers=json.loads(headers),
@@ -453,8 +451,40 @@ class Store:
             members = {keys.lease_member(i.owner, i.env, i.key, i.tx_key): until for i in items}
             await self.redis.zadd(keys.LEASES, members, xx=True)
 
+    async def finish(
+        self,
+        item: WorkItem,
+        claim: "Claim",
+        state: str,
+        output: Any,
+        *,
+        actor: str,
+        follow_ups: list[tuple[str, models.EmitRequest]],
+    ) -> list[Emitted] | None:
+        """A worker's transact: the result, and the events its handler emitted, stored in one
+        step while its claim stands; None (nothing stored) once another worker holds it."""
+        event_keys = [key for key, _ in follow_ups]
+        answer = await self._run(
+            "transact",
+            item.scope.prefix,
+            item.key,
+            item.tx_key,
+            state,
+            dump(output),
+            now_ms(),
+            actor,
+            claim.token,
+            claim.label,
+            self.ttl_seconds,
+            self.grace_ms,
+            *_event_args(event_keys, [request for _, request in follow_ups]),
+        )
+        if answer[0] != "ok":
+            return None
+        return _emitted(event_keys, answer[2])
+
     async def retry_later(
-        self, item: WorkItem, *, actor: str, reason: str, lease_until: int
+        self, item: WorkItem, claim: "Claim", *, actor: str, reason: str, lease_until: int
     ) -> bool:
         """Record a failed attempt and hold the lease until its retry is due."""
         return bool(
@@ -467,6 +497,7 @@ class Store:
                 actor,
                 reason,
                 lease_until,
+                claim.token,
             )
         )
 
@@ -618,6 +649,21 @@ class Store:
             )
             found += keys_
         return found
+
+
+def _event_args(event_keys: list[str], events: list[models.EmitRequest]) -> list[Any]:
+    """Events as the scripts take them (store_events in lua/common.lua)."""
+    args: list[Any] = []
+    for key, event in zip(event_keys, events, strict=True):
+        args += [key, new_id()[:24], dump(event.payload), "{}", "{}", event.event]
+    return args
+
+
+def _emitted(event_keys: list[str], routes: list[list[str]]) -> list[Emitted]:
+    return [
+        Emitted(key, list(zip(r[::2], r[1::2], strict=True)))
+        for key, r in zip(event_keys, routes, strict=True)
+    ]
 
 
 def _pairs(flat: list[str]) -> dict[str, str]:

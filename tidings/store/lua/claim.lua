@@ -1,12 +1,12 @@
 -- A worker's claim of a transaction, leased for lease_ms.
--- ARGV: scope, key, txKey, now, actor, _id, txn, lease_ms, attempt
+-- ARGV: scope, key, txKey, now, actor, _id, txn, lease_ms, attempt, claim token
 -- A new transaction is created in "processing". An existing "processing" one is taken
 -- over when its lease has lapsed (its worker died), or when `attempt` names the attempt
 -- that follows its last one (a scheduled retry). Anything else is skipped: an ended
 -- transaction never runs again, and a live lease means another worker has it.
 -- Returns {'ok', attempts, payload, headers, query, createdAt, _id, eventName, platform,
 --          label} | {'skip', why}
-local scope, key, txk, now, actor, id, txn, lease_ms, attempt = unpack(ARGV, 1, 9)
+local scope, key, txk, now, actor, id, txn, lease_ms, attempt, token = unpack(ARGV, 1, 10)
 local ev = load_event(scope, key)
 if not ev then return {'skip', 'gone'} end
 local tk = tx_key(scope, key, txk)
@@ -32,6 +32,7 @@ else
   redis.call('HSET', tk, 'attempts', next_attempt)
   redis.call('HINCRBY', tk, 'v', 1)
 end
+redis.call('HSET', tk, 'claim', token)  -- what this worker's transact must show
 redis.call('ZADD', LEASES, tonumber(now) + tonumber(lease_ms), lease_member)
 local attempts = redis.call('HGET', tk, 'attempts')
 local event = redis.call('HMGET', ev_key(scope, key), 'payload', 'headers', 'query',
