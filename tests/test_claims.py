@@ -47,3 +47,54 @@ def test_a_stale_worker_cannot_end_a_transaction_another_worker_took_over(
     [tx] = event.transactions
     assert (tx.state, tx.output, tx.attempts) == ("finished", "by b", 2)
     assert shipped == 0
+
+
+def test_recovery_of_one_environment_is_not_hidden_by_another_backlog(settings: Settings) -> None:
+    async def scenario() -> list[tuple[WorkItem, str]]:
+        store = Store(Store.from_settings(settings).redis, ttl_seconds=3600, grace_ms=0)
+        try:
+            sub = models.Subscription(txKey="ship", eventName="order.paid", queue="tidings")
+            await store.subscribe([sub], ["test", "live"], worker="w")
+            paid = [models.EmitRequest(event="order.paid")]
+            for _ in range(5):  # no test worker runs: these wait
+                await store.emit(SCOPE, paid, platform="custom", label="shop", actor="shop")
+            [live] = await store.emit(
+                Scope("default", "live"), paid, platform="custom", label="shop", actor="shop"
+            )
+            found = await store.recover(["live"], lease_ms=60_000, limit=2)
+            assert [(item.key, item.env) for item, _ in found] == [(live.key, "live")]
+            return found
+        finally:
+            await store.close()
+
+    assert asyncio.run(scenario())[0][1] == "tidings"
+
+
+def test_a_lapsed_lease_handed_out_by_recovery_is_claimed_again(settings: Settings) -> None:
+    async def scenario() -> models.Transaction:
+        store = Store.from_settings(settings)
+        try:
+            sub = models.Subscription(txKey="ship", eventName="order.paid", queue="tidings")
+            await store.subscribe([sub], ["test"], worker="w")
+            [event] = await store.emit(
+                SCOPE,
+                [models.EmitRequest(event="order.paid")],
+                platform="custom",
+                label="shop",
+                actor="shop",
+            )
+            item = WorkItem(SCOPE.owner, SCOPE.env, event.key, "ship")
+            assert await store.claim(item, actor="dead-worker", lease_ms=1) is not None
+            time.sleep(0.01)
+            [(handed_out, queue)] = await store.recover(["test"], lease_ms=60_000)
+            assert (handed_out, queue) == (item, "tidings")
+            assert await store.recover(["test"], lease_ms=60_000) == []  # once a period
+            taker = await store.claim(handed_out, actor="worker-b", lease_ms=60_000)
+            assert taker is not None and taker.attempt == 2
+            [tx] = (await store.get_event(SCOPE, event.key)).transactions
+            return tx
+        finally:
+            await store.close()
+
+    tx = asyncio.run(scenario())
+    assert tx.history[-1].reason == "lease expired: claimed again"

@@ -372,7 +372,7 @@ def test_an_event_shows_its_payload_transactions_errors_and_history(
         claim = await store.claim(scope_item, actor="w1", lease_ms=60_000)
         assert claim is not None
         await store.retry_later(
-            scope_item, actor="w1", reason="attempt 1 failed: boom", lease_until=0
+            scope_item, claim, actor="w1", reason="attempt 1 failed: boom", lease_until=0
         )
 
     run(fail_once_then_for_good, redis_url)

@@ -448,8 +448,11 @@ class Store:
         """Renew the leases of transactions still running (none that has ended since)."""
         if items:
             until = now_ms() + lease_ms
-            members = {keys.lease_member(i.owner, i.env, i.key, i.tx_key): until for i in items}
-            await self.redis.zadd(keys.LEASES, members, xx=True)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for i in items:
+                    member = keys.lease_member(i.owner, i.env, i.key, i.tx_key)
+                    pipe.zadd(keys.leases(i.env), {member: until}, xx=True)
+                await pipe.execute()
 
     async def finish(
         self,

@@ -13,11 +13,12 @@ Global keys::
     tidings:subscribed-at:{env}  hash  txKey -> when a worker first subscribed it (ms)
     tidings:handler-workers:{txKey}
                                  zset  worker name -> last heartbeat of a worker running it
-    tidings:outstanding          zset  "{owner}|{env}|{key}" -> when recovery looks next at an
+    tidings:outstanding:{env}    zset  "{owner}|{env}|{key}" -> when recovery looks next at an
                                        event still awaiting a subscribed handler
-    tidings:leases               zset  "{owner}|{env}|{key}|{txKey}" -> lease expiry (ms) of
+    tidings:leases:{env}         zset  "{owner}|{env}|{key}|{txKey}" -> lease expiry (ms) of
                                        the transactions workers are running
-    tidings:recovered            zset  the same members -> when recovery last handed one out
+    tidings:recovered:{env}      zset  the same members -> when recovery handed out one whose
+                                       lease had lapsed (its next claim may take it over)
 
 Per scope, where a scope is ``tidings:{owner}:{env}``::
 
@@ -44,9 +45,11 @@ retention are trimmed on every write and read.
 from dataclasses import dataclass
 
 ROOT = "tidings"
-OUTSTANDING = f"{ROOT}:outstanding"
-LEASES = f"{ROOT}:leases"
 SECRETS = f"{ROOT}:secrets"
+
+
+def leases(env: str) -> str:
+    return f"{ROOT}:leases:{env}"
 
 
 def lease_member(owner: str, env: str, key: str, tx_key: str) -> str:

@@ -14,7 +14,7 @@ for _, key in ipairs(page) do
     redis.call('SADD', ek .. ':expected', txk)
     redis.call('PEXPIREAT', ek .. ':expected', redis.call('HGET', ek, 'expiresAt'))
     refresh_event(scope, key, 'backfill', now)
-    redis.call('ZADD', OUTSTANDING, 'NX', tonumber(now) + tonumber(grace), scope_member(scope, key))
+    redis.call('ZADD', outstanding_key(env_of(scope)), 'NX', tonumber(now) + tonumber(grace), scope_member(scope, key))
     table.insert(found, key)
   end
 end

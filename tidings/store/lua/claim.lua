@@ -19,11 +19,12 @@ elseif tx[1] ~= 'processing' then
   return {'skip', tx[1]}
 else
   local next_attempt = tonumber(tx[2]) + 1
-  local lease = redis.call('ZSCORE', LEASES, lease_member)
+  local lease = redis.call('ZSCORE', leases_key(env_of(scope)), lease_member)
+  local recovered = redis.call('ZSCORE', recovered_key(env_of(scope)), lease_member)
   local reason
   if tonumber(attempt) == next_attempt then
     reason = 'attempt ' .. next_attempt
-  elseif lease and tonumber(lease) < tonumber(now) then
+  elseif recovered or (lease and tonumber(lease) < tonumber(now)) then
     reason = 'lease expired: claimed again'
   else
     return {'skip', 'busy'}
@@ -33,7 +34,8 @@ else
   redis.call('HINCRBY', tk, 'v', 1)
 end
 redis.call('HSET', tk, 'claim', token)  -- what this worker's transact must show
-redis.call('ZADD', LEASES, tonumber(now) + tonumber(lease_ms), lease_member)
+redis.call('ZREM', recovered_key(env_of(scope)), lease_member)
+redis.call('ZADD', leases_key(env_of(scope)), tonumber(now) + tonumber(lease_ms), lease_member)
 local attempts = redis.call('HGET', tk, 'attempts')
 local event = redis.call('HMGET', ev_key(scope, key), 'payload', 'headers', 'query',
                          'createdAt', '_id', 'eventName', 'platform', 'label')

@@ -2,9 +2,10 @@
 -- Times are epoch milliseconds passed in by the caller, so that scripts stay deterministic.
 
 local ROOT = 'tidings'
-local OUTSTANDING = ROOT .. ':outstanding'
-local LEASES = ROOT .. ':leases'
-local RECOVERED = ROOT .. ':recovered'
+-- Per environment, so that one environment's backlog never hides another's work.
+local function outstanding_key(env) return ROOT .. ':outstanding:' .. env end
+local function leases_key(env) return ROOT .. ':leases:' .. env end
+local function recovered_key(env) return ROOT .. ':recovered:' .. env end
 
 local function ev_key(scope, key) return scope .. ':ev:' .. key end
 local function tx_key(scope, key, txk) return scope .. ':tx:' .. key .. '|' .. txk end
@@ -14,6 +15,7 @@ local function txidx_key(scope, state, txk, combo)
 end
 local function miss_key(scope, txk, combo) return scope .. ':miss|' .. txk .. '|' .. combo end
 local function missreg_key(scope, combo) return scope .. ':missreg|' .. combo end
+local function env_of(scope) return string.match(scope, '^[^:]+:[^:]+:([^:]+)$') end
 local function scope_member(scope, key)
   -- "tidings:{owner}:{env}" + key -> "{owner}|{env}|{key}"
   local owner, env = string.match(scope, '^[^:]+:([^:]+):([^:]+)$')
@@ -94,7 +96,7 @@ local function refresh_event(scope, key, actor, now)
   if old[1] ~= state then append_history(ek, state, old[1], now, actor) end
   redis.call('HINCRBY', ek, 'v', 1)
   if not future then
-    redis.call('ZREM', OUTSTANDING, scope_member(scope, key))
+    redis.call('ZREM', outstanding_key(env_of(scope)), scope_member(scope, key))
   end
 end
 
@@ -196,7 +198,7 @@ local function store_events(scope, env, platform, label, actor, now, ttl, grace,
     if #expected > 0 then
       redis.call('SADD', ek .. ':expected', unpack(expected))
       redis.call('PEXPIREAT', ek .. ':expected', expires_at)
-      redis.call('ZADD', OUTSTANDING, tonumber(now) + tonumber(grace), scope_member(scope, key))
+      redis.call('ZADD', outstanding_key(env_of(scope)), tonumber(now) + tonumber(grace), scope_member(scope, key))
     end
     for _, c in ipairs(combos(platform, label, name)) do
       index_add(idx_key(scope, c), now, key, cutoff, expires_at, now)

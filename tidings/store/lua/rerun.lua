@@ -6,7 +6,7 @@
 --   'failed', txKey, combo, since, before, limit    the failed txKey ones of a filter
 -- Returns {'ok', {key, txKey, queue, ...}} | {'not_found'} | {'conflict', why}
 local scope, now, actor, lease_ms, what = unpack(ARGV, 1, 5)
-local env = string.match(scope, '^[^:]+:[^:]+:([^:]+)$')
+local env = env_of(scope)
 
 local function rerun(key, txk)
   local ev = load_event(scope, key)
@@ -18,7 +18,7 @@ local function rerun(key, txk)
   if not spec then return nil, 'no worker has subscribed a handler ' .. txk .. ' to it' end
   move_tx(scope, ev, txk, 'failed', 'processing', now, actor, 're-run')
   redis.call('HSET', tk, 'attempts', 0)
-  redis.call('ZADD', LEASES, tonumber(now) + tonumber(lease_ms), scope_member(scope, key) .. '|' .. txk)
+  redis.call('ZADD', leases_key(env_of(scope)), tonumber(now) + tonumber(lease_ms), scope_member(scope, key) .. '|' .. txk)
   refresh_event(scope, key, actor, now)
   return cjson.decode(spec).queue
 end

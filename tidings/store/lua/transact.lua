@@ -18,12 +18,11 @@ end
 redis.call('HSET', tk, 'output', output)
 move_tx(scope, ev, txk, old, state, now, actor)
 local lease_member = scope_member(scope, key) .. '|' .. txk
-redis.call('ZREM', LEASES, lease_member)
-redis.call('ZREM', RECOVERED, lease_member)
+redis.call('ZREM', leases_key(env_of(scope)), lease_member)
+redis.call('ZREM', recovered_key(env_of(scope)), lease_member)
 refresh_event(scope, key, actor, now)
 local routes_of = {}
 if #ARGV > 11 then
-  local env = string.match(scope, '^[^:]+:[^:]+:([^:]+)$')
-  routes_of = store_events(scope, env, 'custom', label, actor, now, ttl, grace, 12)
+  routes_of = store_events(scope, env_of(scope), 'custom', label, actor, now, ttl, grace, 12)
 end
 return {'ok', redis.call('HGETALL', tk), routes_of}

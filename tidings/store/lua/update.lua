@@ -16,8 +16,8 @@ else
 end
 if state ~= 'processing' then
   local lease_member = scope_member(scope, key) .. '|' .. txk
-  redis.call('ZREM', LEASES, lease_member)
-  redis.call('ZREM', RECOVERED, lease_member)
+  redis.call('ZREM', leases_key(env_of(scope)), lease_member)
+  redis.call('ZREM', recovered_key(env_of(scope)), lease_member)
 end
 refresh_event(scope, key, actor, now)
 return {'ok', redis.call('HGETALL', ev_key(scope, key))}
