@@ -98,3 +98,25 @@ def test_a_lapsed_lease_handed_out_by_recovery_is_claimed_again(settings: Settin
 
     tx = asyncio.run(scenario())
     assert tx.history[-1].reason == "lease expired: claimed again"
+
+
+def test_concurrent_creates_of_a_revoked_name_make_one_key(settings: Settings) -> None:
+    async def scenario() -> tuple[int, list[models.SecretKey]]:
+        store = Store.from_settings(settings)
+        try:
+            await store.create_key("billing", "live")
+            await store.revoke_key("billing", "live")
+            results = await asyncio.gather(
+                *(store.create_key("billing", "live") for _ in range(20)), return_exceptions=True
+            )
+            made = [r for r in results if isinstance(r, models.SecretKey)]
+            for secret in (r.secret for r in made):
+                assert secret is not None
+                await store.authenticate(secret)
+            return len(made), await store.list_keys()
+        finally:
+            await store.close()
+
+    made, listed = asyncio.run(scenario())
+    assert made == 1
+    assert [(k.name, k.revokedAt is None) for k in listed] == [("billing", True)]

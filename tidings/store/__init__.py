@@ -48,6 +48,7 @@ SCRIPTS = (
     "recover",
     "backfill",
     "rerun",
+    "create_key",
 )
 
 
@@ -196,17 +197,10 @@ class Store:
         key = models.SecretKey(name=name, env=env, owner=owner, createdAt=now_ms())
         secret = f"sk_{env}_{secrets.token_hex(24)}"
         digest = _hash(secret)
-        # The record first: should the name be taken, or the process die, before the name
-        # points at it, nobody ever saw its secret.
         record = key.model_dump(exclude_none=True, exclude={"secret"})
-        await self.redis.hset(keys.secret(digest), mapping=record)
-        slot = f"{owner}/{env}/{name}"
-        if not await self.redis.hsetnx(keys.SECRETS, slot, digest):
-            existing = await self.redis.hget(keys.SECRETS, slot)
-            if not await self.redis.hget(keys.secret(existing), "revokedAt"):
-                await self.redis.delete(keys.secret(digest))
-                raise Conflict(f"a {env} key named {name!r} already exists for owner {owner!r}")
-            await self.redis.hset(keys.SECRETS, slot, digest)  # a revoked name may be reused
+        fields = [part for pair in record.items() for part in pair]
+        if not await self._run("create_key", f"{owner}/{env}/{name}", digest, *fields):
+            raise Conflict(f"a {env} key named {name!r} already exists for owner {owner!r}")
         return key.model_copy(update={"secret": secret})
 
     async def list_keys(self, owner: str | None = None) -> list[models.SecretKey]:
