@@ -34,6 +34,8 @@ Per scope, where a scope is ``tidings:{owner}:{env}``::
     {scope}:miss|{txKey}|{combo}     zset   events with no txKey transaction; kept only once a
                                             query asked for it
     {scope}:missreg|{combo}          set    the txKeys whose "miss" index is kept for a combo
+    {scope}:missing-kept             set    "{txKey}|{combo}" of every kept "miss" index (at
+                                            most 256 a scope; others are built per query)
 
 A ``combo`` names which parts of the full name a query filters on: ``*`` for none, else
 ``p=…``, ``l=…``, ``n=…`` joined by ``|`` in that order. Every event is written to the eight

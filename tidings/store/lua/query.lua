@@ -3,17 +3,26 @@
 --       offset, count, now (ms), ttl (s), and for a "missing" index: txKey, combo
 -- The page holds events with since <= createdAt < until, oldest first or newest first.
 -- Cost: O(log N + count), but the first query for a (txKey, combo) pair builds its
--- "missing" index once, in O(N).
+-- "missing" index once, in O(N), and keeps it up to date from then on. A scope keeps at
+-- most MAX_KEPT of them (each costs memory and a write per emit); past that, an index is
+-- built for the one query and dropped a moment later.
+local MAX_KEPT = 256
 local scope, suffix, since, before, order, offset, count, now, ttl, txk, c = unpack(ARGV, 1, 11)
 local index = scope .. ':' .. suffix
 local cutoff = tonumber(now) - tonumber(ttl) * 1000
 if txk and redis.call('SISMEMBER', missreg_key(scope, c), txk) == 0 then
   redis.call('ZDIFFSTORE', index, 2, idx_key(scope, c), txidx_key(scope, 'any', txk, c))
-  local newest = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
-  if #newest > 0 then
-    redis.call('PEXPIREAT', index, tonumber(newest[2]) + tonumber(ttl) * 1000)
+  local kept = scope .. ':missing-kept'
+  if redis.call('SCARD', kept) < MAX_KEPT then
+    redis.call('SADD', kept, txk .. '|' .. c)
+    redis.call('SADD', missreg_key(scope, c), txk)
+    local newest = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+    if #newest > 0 then
+      redis.call('PEXPIREAT', index, tonumber(newest[2]) + tonumber(ttl) * 1000)
+    end
+  else
+    redis.call('PEXPIRE', index, 1000)
   end
-  redis.call('SADD', missreg_key(scope, c), txk)
 end
 redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. cutoff)
 local first, upper = 0, redis.call('ZCARD', index)

@@ -1,7 +1,9 @@
-"""A worker's result counts only while its claim stands: the store's side, without a broker."""
+"""The store under races and abuse, driven directly (no broker, no HTTP)."""
 
 import asyncio
 import time
+
+import redis
 
 from tidings import models
 from tidings.settings import Settings
@@ -120,3 +122,24 @@ def test_concurrent_creates_of_a_revoked_name_make_one_key(settings: Settings) -
     made, listed = asyncio.run(scenario())
     assert made == 1
     assert [(k.name, k.revokedAt is None) for k in listed] == [("billing", True)]
+
+
+def test_a_scope_keeps_a_bounded_number_of_missing_indexes(settings: Settings) -> None:
+    async def scenario() -> list[int]:
+        store = Store.from_settings(settings)
+        try:
+            paid = [models.EmitRequest(event="order.paid")] * 3
+            await store.emit(SCOPE, paid, platform="custom", label="shop", actor="shop")
+            totals = []
+            for n in range(260):
+                q = models.QueryRequest(txKey=f"tx{n}", txState="does-not-exist")
+                totals.append((await store.query(SCOPE, q)).total)
+            return totals
+        finally:
+            await store.close()
+
+    assert asyncio.run(scenario()) == [3] * 260  # right answers past the bound too
+    client = redis.Redis.from_url(settings.store_url, decode_responses=True)
+    assert client.scard(f"{SCOPE.prefix}:missing-kept") == 256
+    assert client.pttl(SCOPE.missing_index("tx0", "*")) > 60_000  # kept: lives with its events
+    assert 0 < client.pttl(SCOPE.missing_index("tx259", "*")) <= 1000  # built for one query
