@@ -369,3 +369,19 @@ def test_a_handler_running_longer_than_its_lease_is_not_claimed_again(
     assert (long["state"], long["attempts"]) == ("finished", 1)
     assert runs(redis_client, "long", key) == 1
     assert not any(h.get("reason") for h in long["history"])
+
+
+def test_a_worker_for_some_owners_leaves_the_others_events_alone(http, live_server, start_worker):
+    start_worker(TIDINGS_OWNERS="default")
+    admin = {"Authorization": "Bearer admin-secret"}
+    body = {"name": "shop", "env": "test", "owner": "team-b"}
+    other = http.post("/admin/keys", json=body, headers=admin).json()
+    with httpx.Client(base_url=live_server, headers={"X-Buildable-Secret": other["secret"]}) as b:
+        theirs = emit(b, "e2e.echo")
+        mine = emit(http, "e2e.echo")
+        assert tx(wait_for(http, mine, completed), "echo")["state"] == "finished"
+        event = b.get(f"/events/{theirs}").json()
+        assert event["processing"]["hasFutureTransactions"] is False
+        assert event["transactions"] == []
+        assert b.get("/handlers").json() == []  # team-b sees no handler of another team
+    assert {v["txKey"] for v in http.get("/handlers").json()} >= {"echo"}

@@ -168,14 +168,18 @@ def _start_worker_duties(app: Celery, settings: Settings) -> None:
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
     async def subscribe_and_backfill(store: Store) -> None:
-        subscriptions = [h.subscription for h in REGISTRY.values()]
+        subscriptions = [
+            h.subscription.model_copy(update={"owners": settings.owner_list})
+            for h in REGISTRY.values()
+        ]
         await store.subscribe(subscriptions, settings.environment_list, worker=worker)
-        for handler in REGISTRY.values():
-            if handler.since is None:
+        for sub in subscriptions:
+            if sub.since is None:
                 continue
+            handler = REGISTRY[sub.txKey]
             for scope in await store.scopes():
-                if scope.env in settings.environment_list:
-                    keys = await store.backfill(scope, handler.subscription, handler.since)
+                if scope.env in settings.environment_list and sub.serves(scope.owner):
+                    keys = await store.backfill(scope, sub, sub.since)
                     items = [
                         (WorkItem(scope.owner, scope.env, k, handler.tx_key), handler.queue)
                         for k in keys

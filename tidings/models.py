@@ -200,6 +200,11 @@ class Subscription(Record):
     queue: str
     #: Epoch ms: the handler also acts on events emitted since then (a backfill).
     since: int | None = None
+    #: Only these owners' events (None: every owner's).
+    owners: list[str] | None = None
+
+    def serves(self, owner: str) -> bool:
+        return self.owners is None or owner in self.owners
 
 
 class WorkerSeen(Record):

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     broker_url: str | None = None
     #: Comma-separated environments this worker handles.
     environments: str = "test,live"
+    #: Comma-separated owners whose events this worker's handlers act on (unset: all), so
+    #: that teams sharing a deployment each run their own handlers on their own events.
+    owners: str = ""
     #: Comma-separated modules that define handlers, imported by the worker.
     handlers: str = "handlers"
     #: How long a worker may run a transaction before another may claim it again.
@@ -45,6 +48,10 @@ class Settings(BaseSettings):
     @property
     def environment_list(self) -> list[str]:
         return [env.strip() for env in self.environments.split(",") if env.strip()]
+
+    @property
+    def owner_list(self) -> list[str] | None:
+        return [owner.strip() for owner in self.owners.split(",") if owner.strip()] or None
 
     @property
     def handler_modules(self) -> list[str]:

@@ -545,6 +545,8 @@ class Store:
             if spec is None:
                 continue
             sub = models.Subscription.model_validate_json(spec)
+            if not sub.serves(scope.owner):
+                continue
             subscribed_at = int(first_seen.get(tx_key, 0))
             views.append(await self._handler_view(scope, sub, subscribed_at))
         return views

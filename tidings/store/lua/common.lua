@@ -159,12 +159,16 @@ end
 
 -- The handlers subscribed to an event: their txKeys, and {txKey, queue, ...} to route it.
 -- Workers register them in tidings:subs:{env}:{eventName} (see tidings/store/keys.py).
-local function subscribers(env, name, platform, label)
+local function subscribers(env, owner, name, platform, label)
   local expected, routes = {}, {}
   local subs = redis.call('HGETALL', ROOT .. ':subs:' .. env .. ':' .. name)
   for j = 1, #subs, 2 do
     local s = cjson.decode(subs[j + 1])
-    if (s.platform == cjson.null or s.platform == platform)
+    local serves = s.owners == nil or s.owners == cjson.null
+    if not serves then
+      for _, o in ipairs(s.owners) do if o == owner then serves = true end end
+    end
+    if serves and (s.platform == cjson.null or s.platform == platform)
         and (s.label == cjson.null or s.label == label) then
       table.insert(expected, subs[j])
       table.insert(routes, subs[j])
@@ -187,7 +191,8 @@ local function store_events(scope, env, platform, label, actor, now, ttl, grace,
   for i = first, #ARGV, 6 do
     local key, id, payload, headers, query, name = unpack(ARGV, i, i + 5)
     local ek = ev_key(scope, key)
-    local expected, routes = subscribers(env, name, platform, label)
+    local owner = string.match(scope, '^[^:]+:([^:]+):')
+    local expected, routes = subscribers(env, owner, name, platform, label)
     redis.call('HSET', ek, '_id', id, 'key', key, 'payload', payload,
                'headers', headers, 'query', query, 'eventName', name, 'platform', platform,
                'label', label, 'createdAt', now, 'expiresAt', expires_at, 'ttl', ttl,
