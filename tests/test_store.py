@@ -7,10 +7,15 @@ import redis
 
 from tidings import models
 from tidings.settings import Settings
-from tidings.store import Store, WorkItem
+from tidings.store import Emitted, Store, WorkItem
 from tidings.store.keys import Scope
 
 SCOPE = Scope("default", "test")
+
+
+async def emit_paid(store: Store, scope: Scope = SCOPE, count: int = 1) -> list[Emitted]:
+    paid = [models.EmitRequest(event="order.paid")] * count
+    return await store.emit(scope, paid, platform="custom", label="shop", actor="shop")
 
 
 def test_a_stale_worker_cannot_end_a_transaction_another_worker_took_over(
@@ -19,13 +24,7 @@ def test_a_stale_worker_cannot_end_a_transaction_another_worker_took_over(
     async def scenario() -> tuple[object, object, models.EventWithTransactions, int]:
         store = Store.from_settings(settings)
         try:
-            [event] = await store.emit(
-                SCOPE,
-                [models.EmitRequest(event="order.paid")],
-                platform="custom",
-                label="shop",
-                actor="shop",
-            )
+            [event] = await emit_paid(store)
             item = WorkItem(SCOPE.owner, SCOPE.env, event.key, "ship")
             slow = await store.claim(item, actor="worker-a", lease_ms=1)
             time.sleep(0.01)  # worker A's lease lapses
@@ -57,12 +56,8 @@ def test_recovery_of_one_environment_is_not_hidden_by_another_backlog(settings: 
         try:
             sub = models.Subscription(txKey="ship", eventName="order.paid", queue="tidings")
             await store.subscribe([sub], ["test", "live"], worker="w")
-            paid = [models.EmitRequest(event="order.paid")]
-            for _ in range(5):  # no test worker runs: these wait
-                await store.emit(SCOPE, paid, platform="custom", label="shop", actor="shop")
-            [live] = await store.emit(
-                Scope("default", "live"), paid, platform="custom", label="shop", actor="shop"
-            )
+            await emit_paid(store, count=5)  # no test worker runs: these wait
+            [live] = await emit_paid(store, Scope("default", "live"))
             found = await store.recover(["live"], lease_ms=60_000, limit=2)
             assert [(item.key, item.env) for item, _ in found] == [(live.key, "live")]
             return found
@@ -78,13 +73,7 @@ def test_a_lapsed_lease_handed_out_by_recovery_is_claimed_again(settings: Settin
         try:
             sub = models.Subscription(txKey="ship", eventName="order.paid", queue="tidings")
             await store.subscribe([sub], ["test"], worker="w")
-            [event] = await store.emit(
-                SCOPE,
-                [models.EmitRequest(event="order.paid")],
-                platform="custom",
-                label="shop",
-                actor="shop",
-            )
+            [event] = await emit_paid(store)
             item = WorkItem(SCOPE.owner, SCOPE.env, event.key, "ship")
             assert await store.claim(item, actor="dead-worker", lease_ms=1) is not None
             time.sleep(0.01)
@@ -128,8 +117,7 @@ def test_a_scope_keeps_a_bounded_number_of_missing_indexes(settings: Settings) -
     async def scenario() -> list[int]:
         store = Store.from_settings(settings)
         try:
-            paid = [models.EmitRequest(event="order.paid")] * 3
-            await store.emit(SCOPE, paid, platform="custom", label="shop", actor="shop")
+            await emit_paid(store, count=3)
             totals = []
             for n in range(260):
                 q = models.QueryRequest(txKey=f"tx{n}", txState="does-not-exist")
