@@ -1,5 +1,7 @@
-"""`tidings keys create/list/revoke`, run as `python -m tidings.cli` against the test Redis."""
+"""`tidings keys create/list/revoke` and `tidings unsubscribe`, run as
+`python -m tidings.cli` against the test Redis."""
 
+import asyncio
 import json
 import os
 import subprocess
@@ -8,6 +10,10 @@ from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
+
+from tidings import models
+from tidings.settings import Settings
+from tidings.store import Store
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -118,3 +124,17 @@ def test_refused_commands_exit_non_zero_and_write_nothing(
     assert "Error" in done.stderr and done.stdout == ""
     assert snapshot() == before
     assert emit_with(api, first) == 200
+
+
+def test_unsubscribe_forgets_a_handler_and_says_so(cli: Cli, settings: Settings) -> None:
+    async def subscribe() -> None:
+        store = Store.from_settings(settings)
+        sub = models.Subscription(txKey="ship", eventName="order.paid", queue="tidings")
+        await store.subscribe([sub], ["live"], worker="w")
+        await store.close()
+
+    asyncio.run(subscribe())
+    assert succeeds(cli, "unsubscribe", "ship") == ["ship unsubscribed in live"]
+    again = cli("unsubscribe", "ship")
+    assert again.returncode != 0
+    assert "no handler 'ship' is subscribed" in again.stderr

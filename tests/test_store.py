@@ -131,3 +131,24 @@ def test_a_scope_keeps_a_bounded_number_of_missing_indexes(settings: Settings) -
     assert client.scard(f"{SCOPE.prefix}:missing-kept") == 256
     assert client.pttl(SCOPE.missing_index("tx0", "*")) > 60_000  # kept: lives with its events
     assert 0 < client.pttl(SCOPE.missing_index("tx259", "*")) <= 1000  # built for one query
+
+
+def test_an_unsubscribed_handler_is_no_longer_expected(settings: Settings) -> None:
+    async def scenario() -> tuple[list[str], list[Emitted], list[Emitted], list[str]]:
+        store = Store.from_settings(settings)
+        try:
+            sub = models.Subscription(txKey="ship", eventName="order.paid", queue="tidings")
+            await store.subscribe([sub], ["test", "live"], worker="w")
+            before = await emit_paid(store)
+            forgotten = await store.unsubscribe("ship", ["test", "live"])
+            after = await emit_paid(store)
+            views = [view.txKey for view in await store.handlers(SCOPE)]
+            return forgotten, before, after, views
+        finally:
+            await store.close()
+
+    forgotten, before, after, views = asyncio.run(scenario())
+    assert forgotten == ["test", "live"]
+    assert [e.routes for e in before] == [[("ship", "tidings")]]
+    assert [e.routes for e in after] == [[]]
+    assert views == []

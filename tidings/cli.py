@@ -197,6 +197,19 @@ def rerun(
     click.echo(f"{len(items)} transaction(s) handed to the workers again", err=True)
 
 
+@main.command()
+@click.argument("tx_key")
+@click.option("--env", "envs", type=ENVIRONMENTS, multiple=True, help="Default: test and live.")
+def unsubscribe(tx_key: str, envs: tuple[str, ...]) -> None:
+    """Forget handler TX_KEY after removing it from the code: events emitted from now on do
+    not wait for it. (A worker that still has it subscribes it again when it starts.)"""
+    environments = list(envs) or ["test", "live"]
+    forgotten = with_store(lambda store: store.unsubscribe(tx_key, environments))
+    if not forgotten:
+        raise click.ClickException(f"no handler {tx_key!r} is subscribed in {environments}")
+    click.echo(f"{tx_key} unsubscribed in {', '.join(forgotten)}")
+
+
 def _validated(model: type[models.Request], **fields: Any) -> Any:
     try:
         return model.model_validate(fields)

@@ -525,6 +525,24 @@ class Store:
             await pipe.execute()
         await self.heartbeat(worker, [sub.txKey for sub in subscriptions])
 
+    async def unsubscribe(self, tx_key: str, environments: list[str]) -> list[str]:
+        """Forget a handler removed from the code: events emitted from now on do not expect
+        it. Answers the environments it was subscribed in."""
+        forgotten = []
+        for env in environments:
+            event_name = await self.redis.hget(keys.subscribed(env), tx_key)
+            if event_name is None:
+                continue
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hdel(keys.subscriptions(env, event_name), tx_key)
+                pipe.hdel(keys.subscribed(env), tx_key)
+                pipe.hdel(keys.subscribed_at(env), tx_key)
+                await pipe.execute()
+            forgotten.append(env)
+        if forgotten:
+            await self.redis.delete(keys.handler_workers(tx_key))
+        return forgotten
+
     async def heartbeat(self, worker: str, tx_keys: list[str]) -> None:
         """Note that a worker, running these handlers, is alive."""
         now = now_ms()
