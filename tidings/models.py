@@ -147,6 +147,8 @@ class BatchEmitRequest(Request):
 
 OptionalName = Annotated[Name | None, BeforeValidator(_blank_is_none)]
 OptionalPart = Annotated[Part | None, BeforeValidator(_blank_is_none)]
+#: Epoch milliseconds.
+OptionalMs = Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(_blank_is_none)]
 
 
 class QueryRequest(Request):
@@ -157,9 +159,9 @@ class QueryRequest(Request):
     txState: Annotated[
         TxState | Literal["does-not-exist"] | None, BeforeValidator(_blank_is_none)
     ] = None
-    since: Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(_blank_is_none)] = None
+    since: OptionalMs = None
     # Beyond the original: events created before `until` (ms), and newest first.
-    until: Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(_blank_is_none)] = None
+    until: OptionalMs = None
     newestFirst: bool = False
     page: int = Field(default=1, ge=1)
     pageSize: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
@@ -240,8 +242,8 @@ class RerunFailedRequest(Request):
     eventName: OptionalName = None
     platform: OptionalPart = None
     label: OptionalPart = None
-    since: Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(_blank_is_none)] = None
-    until: Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(_blank_is_none)] = None
+    since: OptionalMs = None
+    until: OptionalMs = None
 
 
 class Rerun(Record):

@@ -10,7 +10,7 @@ local scope, key, txk, now, actor, id, txn, lease_ms, attempt, token = unpack(AR
 local ev = load_event(scope, key)
 if not ev then return {'skip', 'gone'} end
 local tk = tx_key(scope, key, txk)
-local lease_member = scope_member(scope, key) .. '|' .. txk
+local member = lease_member(scope, key, txk)
 local tx = redis.call('HMGET', tk, 'state', 'attempts')
 if not tx[1] then
   create_tx(scope, ev, txk, 'processing', now, actor, id, txn)
@@ -19,8 +19,8 @@ elseif tx[1] ~= 'processing' then
   return {'skip', tx[1]}
 else
   local next_attempt = tonumber(tx[2]) + 1
-  local lease = redis.call('ZSCORE', leases_key(env_of(scope)), lease_member)
-  local recovered = redis.call('ZSCORE', recovered_key(env_of(scope)), lease_member)
+  local lease = redis.call('ZSCORE', leases_key(env_of(scope)), member)
+  local recovered = redis.call('ZSCORE', recovered_key(env_of(scope)), member)
   local reason
   if tonumber(attempt) == next_attempt then
     reason = 'attempt ' .. next_attempt
@@ -34,8 +34,8 @@ else
   redis.call('HINCRBY', tk, 'v', 1)
 end
 redis.call('HSET', tk, 'claim', token)  -- what this worker's transact must show
-redis.call('ZREM', recovered_key(env_of(scope)), lease_member)
-redis.call('ZADD', leases_key(env_of(scope)), tonumber(now) + tonumber(lease_ms), lease_member)
+redis.call('ZREM', recovered_key(env_of(scope)), member)
+redis.call('ZADD', leases_key(env_of(scope)), tonumber(now) + tonumber(lease_ms), member)
 local attempts = redis.call('HGET', tk, 'attempts')
 local event = redis.call('HMGET', ev_key(scope, key), 'payload', 'headers', 'query',
                          'createdAt', '_id', 'eventName', 'platform', 'label')

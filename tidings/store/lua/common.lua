@@ -15,12 +15,18 @@ local function txidx_key(scope, state, txk, combo)
 end
 local function miss_key(scope, txk, combo) return scope .. ':miss|' .. txk .. '|' .. combo end
 local function missreg_key(scope, combo) return scope .. ':missreg|' .. combo end
-local function env_of(scope) return string.match(scope, '^[^:]+:[^:]+:([^:]+)$') end
+-- "tidings:{owner}:{env}" -> owner, env
+local function owner_env(scope) return string.match(scope, '^[^:]+:([^:]+):([^:]+)$') end
+local function env_of(scope)
+  local _, env = owner_env(scope)
+  return env
+end
 local function scope_member(scope, key)
   -- "tidings:{owner}:{env}" + key -> "{owner}|{env}|{key}"
-  local owner, env = string.match(scope, '^[^:]+:([^:]+):([^:]+)$')
+  local owner, env = owner_env(scope)
   return owner .. '|' .. env .. '|' .. key
 end
+local function lease_member(scope, key, txk) return scope_member(scope, key) .. '|' .. txk end
 local function member_scope(member)
   -- "{owner}|{env}|{key}[|{txKey}]" -> scope, key, txKey
   local owner, env, key, txk = string.match(member, '^([^|]+)|([^|]+)|([^|]+)|?(.*)$')
@@ -142,6 +148,13 @@ local function create_tx(scope, ev, txk, state, now, actor, id, txn)
   reindex_tx(scope, ev, txk, nil, state, now)
 end
 
+-- A transaction has ended: no lease to renew or to recover.
+local function release_lease(scope, key, txk)
+  local member = lease_member(scope, key, txk)
+  redis.call('ZREM', leases_key(env_of(scope)), member)
+  redis.call('ZREM', recovered_key(env_of(scope)), member)
+end
+
 -- Change an existing transaction's state.
 local function move_tx(scope, ev, txk, old_state, state, now, actor, reason)
   local key = ev[6]
@@ -191,8 +204,7 @@ local function store_events(scope, env, platform, label, actor, now, ttl, grace,
   for i = first, #ARGV, 6 do
     local key, id, payload, headers, query, name = unpack(ARGV, i, i + 5)
     local ek = ev_key(scope, key)
-    local owner = string.match(scope, '^[^:]+:([^:]+):')
-    local expected, routes = subscribers(env, owner, name, platform, label)
+    local expected, routes = subscribers(env, (owner_env(scope)), name, platform, label)
     redis.call('HSET', ek, '_id', id, 'key', key, 'payload', payload,
                'headers', headers, 'query', query, 'eventName', name, 'platform', platform,
                'label', label, 'createdAt', now, 'expiresAt', expires_at, 'ttl', ttl,

@@ -15,6 +15,6 @@ if as == 'secret' then
   scope = ROOT .. ':' .. owner .. ':' .. env
 else
   scope = who
-  owner, env = string.match(scope, '^[^:]+:([^:]+):([^:]+)$')
+  owner, env = owner_env(scope)
 end
 return {'ok', owner, env, label, store_events(scope, env, platform, label, actor, now, ttl, grace, 9)}

@@ -18,7 +18,7 @@ local function rerun(key, txk)
   if not spec then return nil, 'no worker has subscribed a handler ' .. txk .. ' to it' end
   move_tx(scope, ev, txk, 'failed', 'processing', now, actor, 're-run')
   redis.call('HSET', tk, 'attempts', 0)
-  redis.call('ZADD', leases_key(env_of(scope)), tonumber(now) + tonumber(lease_ms), scope_member(scope, key) .. '|' .. txk)
+  redis.call('ZADD', leases_key(env_of(scope)), tonumber(now) + tonumber(lease_ms), lease_member(scope, key, txk))
   refresh_event(scope, key, actor, now)
   return cjson.decode(spec).queue
 end

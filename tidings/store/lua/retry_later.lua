@@ -8,5 +8,5 @@ local tx = redis.call('HMGET', tk, 'state', 'claim')
 if tx[1] ~= 'processing' or tx[2] ~= token then return 0 end
 append_history(tk, 'processing', 'processing', now, actor, reason)
 redis.call('HINCRBY', tk, 'v', 1)
-redis.call('ZADD', leases_key(env_of(scope)), lease_until, scope_member(scope, key) .. '|' .. txk)
+redis.call('ZADD', leases_key(env_of(scope)), lease_until, lease_member(scope, key, txk))
 return 1

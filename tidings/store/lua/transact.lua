@@ -17,9 +17,7 @@ if token and redis.call('HGET', tk, 'claim') ~= token then
 end
 redis.call('HSET', tk, 'output', output)
 move_tx(scope, ev, txk, old, state, now, actor)
-local lease_member = scope_member(scope, key) .. '|' .. txk
-redis.call('ZREM', leases_key(env_of(scope)), lease_member)
-redis.call('ZREM', recovered_key(env_of(scope)), lease_member)
+release_lease(scope, key, txk)
 refresh_event(scope, key, actor, now)
 local routes_of = {}
 if #ARGV > 11 then

@@ -14,10 +14,6 @@ if old then
 else
   create_tx(scope, ev, txk, state, now, actor, id, txn)
 end
-if state ~= 'processing' then
-  local lease_member = scope_member(scope, key) .. '|' .. txk
-  redis.call('ZREM', leases_key(env_of(scope)), lease_member)
-  redis.call('ZREM', recovered_key(env_of(scope)), lease_member)
-end
+if state ~= 'processing' then release_lease(scope, key, txk) end
 refresh_event(scope, key, actor, now)
 return {'ok', redis.call('HGETALL', ev_key(scope, key))}
