@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     #: How long a dashboard sign-in lasts, in seconds.
     session_seconds: int = Field(default=8 * 3600, gt=0)
 
+    #: Guards GET /metrics (Authorization: Bearer <token>); while unset it is open, like /health.
+    metrics_token: str | None = None
+
     # Workers
     #: The Celery broker, when it is not REDIS_URL (e.g. amqp://... for RabbitMQ).
     broker_url: str | None = None

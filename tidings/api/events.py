@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from tidings import models
+from tidings import metrics, models
 from tidings.api.deps import SECRET_HEADER, Authenticated, PresentSecret, parse_body
 from tidings.dispatch import Dispatcher
 from tidings.errors import Unauthorized
@@ -30,6 +30,8 @@ async def emit(
 ) -> list[Emitted]:
     """Store events, then hand their transactions to the workers."""
     who, emitted = await store.emit_with_secret(secret, events)
+    for event in events:
+        metrics.METRICS.inc(metrics.EVENTS_EMITTED, who.env, event.event)
     await dispatcher(who, emitted)
     return emitted
 

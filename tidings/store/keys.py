@@ -19,6 +19,8 @@ Global keys::
                                        the transactions workers are running
     tidings:recovered:{env}      zset  the same members -> when recovery handed out one whose
                                        lease had lapsed (its next claim may take it over)
+    tidings:metric:{name}        hash  JSON label values (and bucket) -> the sum of every
+                                       process's counts (tidings/metrics.py)
 
 Per scope, where a scope is ``tidings:{owner}:{env}``::
 
@@ -79,6 +81,10 @@ def subscribed_at(env: str) -> str:
 
 def handler_workers(tx_key: str) -> str:
     return f"{ROOT}:handler-workers:{tx_key}"
+
+
+def metric(name: str) -> str:
+    return f"{ROOT}:metric:{name}"
 
 
 def subscriptions(env: str, event_name: str) -> str:
