@@ -79,10 +79,20 @@ def headers(secret: str) -> dict[str, str]:
 
 
 @contextmanager
-def serving(redis_url: str, log_path: Path) -> Iterator[str]:
-    """`tidings serve` as a real process on a free port, stopped by PID; its base URL."""
+def serving(redis_url: str, log_path: Path, **env: str) -> Iterator[str]:
+    """`tidings serve` as a real process on a free port, stopped by PID; its base URL.
+
+    It registers no handlers (an API that does not share the workers' code) unless ``env``
+    sets TIDINGS_HANDLERS.
+    """
     port = free_port()
-    env = {**os.environ, "REDIS_URL": redis_url, "TIDINGS_ADMIN_TOKEN": "admin-secret"}
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "TIDINGS_ADMIN_TOKEN": "admin-secret",
+        "TIDINGS_HANDLERS": "",
+        **env,
+    }
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "tidings.cli", "serve", "--port", str(port)],
@@ -145,12 +155,14 @@ def module_live_server(redis_url: str, tmp_path_factory: pytest.TempPathFactory)
 def wait_until_healthy(
     base_url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 20
 ) -> None:
+    """Until it answers /health with Redis reachable (503 too: its queues may have no worker
+    yet)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(f"{base_url}/health").status_code == 200:
+            if httpx.get(f"{base_url}/health").json().get("redis") == "ok":
                 return
-        except httpx.TransportError:
+        except (httpx.TransportError, ValueError):  # not up yet
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tidings import models, ui
+from tidings import health, models, ui
 from tidings.dispatch import Dispatcher
 from tidings.errors import NotFound, TidingsError, Unauthorized
 from tidings.settings import Settings
@@ -241,13 +241,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def home() -> RedirectResponse:
         return RedirectResponse(ui.PREFIX)
 
-    @app.get("/health")
-    async def health() -> JSONResponse:
-        try:
-            await store.ping()
-        except Exception as exc:  # any failure to reach Redis is what this reports
-            return error_response(503, f"redis unreachable: {exc}", redis="down")
-        return JSONResponse({"status": "ok", "redis": "ok"})
+    @app.get("/health", response_model=models.Health)
+    async def health_report() -> JSONResponse:
+        """Redis, and per queue and environment the live workers that consume it: 503 while
+        Redis is unreachable or a queue with subscribed handlers has no worker that hears."""
+        found = await health.report(store, settings)
+        return JSONResponse(found.model_dump(), status_code=200 if found.status == "ok" else 503)
 
     async def admin(authorization: Annotated[str | None, Header()] = None) -> None:
         if not settings.admin_token:
