@@ -8,8 +8,8 @@ subscribes its handlers and then, every TIDINGS_CANARY_INTERVAL_SECONDS:
   queue that only it consumes (``tidings.worker.{name}``);
 - records its heartbeat in Redis (``models.WorkerBeat``): its handlers, environments and
   queues, and when its consumer last received anything (a canary or work) from each, as
-  the consumer notes on receiving each message (the ``task_received`` signal, before the
-  pool runs it, so that a busy pool is not mistaken for a deaf consumer).
+  the consumer notes on receiving each message (before the pool runs it, so that a busy
+  pool is not mistaken for a deaf consumer; a canary never goes to the pool at all).
 
 A canary sent to a shared queue may reach any of its workers: it shows that the queue is
 consumed (``/health``). The worker's own queue shows that its own consumer hears. A worker
@@ -30,6 +30,7 @@ from typing import Any
 
 from celery import Celery, signals
 from celery.worker import state as worker_state
+from kombu.entity import Exchange, Queue
 
 from tidings import models
 from tidings.handlers import REGISTRY, subscriptions
@@ -55,15 +56,33 @@ def direct_queue(worker: str) -> str:
     return f"{DIRECT_QUEUE_PREFIX}{worker}"
 
 
+def _direct_queue_entity(worker: str) -> Queue:
+    """A worker's own queue, declared alike by the worker and by whoever deletes it."""
+    name = direct_queue(worker)
+    return Queue(name, Exchange(name, type="direct"), routing_key=name, auto_delete=True)
+
+
 def install(app: Celery, settings: Settings, publish: Publish) -> None:
     """Give a worker's app the canary task and, once the worker is ready, its watch;
     ``publish`` hands out the work its handlers' subscription finds (a backfill)."""
 
-    @app.task(name=CANARY_TASK, ignore_result=True, acks_late=False)
-    def canary(sender: str, sent_at: int) -> None:
-        """Nothing to run: what counts is that a consumer received it."""
-
     watches: list[Watch] = []
+
+    def canary_strategy(task: Any, app: Any, consumer: Any, **kwargs: Any) -> Any:
+        def on_canary(message: Any, body: Any, ack: Any, *args: Any, **kw: Any) -> None:
+            ack(log, consumer.connection_errors)
+            _, canary_kwargs, _ = message.payload
+            queue = message.delivery_info["routing_key"]
+            for watch in watches:
+                watch.received(queue, canary_sent_at=canary_kwargs["sent_at"])
+
+        return on_canary
+
+    # A canary never reaches the pool: the consumer notes and acks it as it receives it, so
+    # that it neither waits for a busy pool nor holds a place in the prefetch window.
+    @app.task(name=CANARY_TASK, Strategy=staticmethod(canary_strategy))
+    def canary(sender: str, sent_at: int) -> None:
+        """Never run (see above)."""
 
     @signals.worker_ready.connect(weak=False)
     def on_ready(sender: Any = None, **kwargs: Any) -> None:
@@ -74,7 +93,7 @@ def install(app: Celery, settings: Settings, publish: Publish) -> None:
     @signals.task_received.connect(weak=False)
     def on_received(sender: Any = None, request: Any = None, **kwargs: Any) -> None:
         for watch in watches:
-            watch.received(request)
+            watch.received(request.delivery_info["routing_key"])
 
     @signals.worker_shutdown.connect(weak=False)
     def on_shutdown(sender: Any = None, **kwargs: Any) -> None:
@@ -109,7 +128,8 @@ class Watch:
 
     def start(self) -> None:
         """Consume the worker's own queue, then watch from a thread of its own."""
-        self.consumer.add_task_queue(self.direct_queue, auto_delete=True)
+        self.app.amqp.queues.add(_direct_queue_entity(self.name))
+        self.consumer.add_task_queue(self.direct_queue)
         threading.Thread(target=self._main, name="tidings-canary", daemon=True).start()
 
     def stop(self) -> None:
@@ -119,13 +139,13 @@ class Watch:
         except Exception:
             log.exception("could not delete this worker's queue %s", self.direct_queue)
 
-    def received(self, request: Any) -> None:
-        """Called by the consumer for every message it receives."""
+    def received(self, queue: str, *, canary_sent_at: int | None = None) -> None:
+        """Called by the consumer for every message it receives (from its routing key: the
+        queue, as tidings publishes)."""
         now = now_ms()
-        queue = request.delivery_info.get("routing_key")
         self.last_received[queue] = now
-        if request.name == CANARY_TASK:
-            self.last_canary[queue] = (int(request.kwargs["sent_at"]), now)
+        if canary_sent_at is not None:
+            self.last_canary[queue] = (canary_sent_at, now)
 
     def _main(self) -> None:
         try:
@@ -261,6 +281,8 @@ class Watch:
 
     def _delete_queues(self, workers: list[str]) -> None:
         with self.app.connection_for_write() as connection:
-            channel = connection.default_channel
             for worker in workers:
-                channel.queue_delete(direct_queue(worker))
+                # Declared first: a virtual transport (Redis) deletes only what it knows.
+                queue = _direct_queue_entity(worker)(connection.default_channel)
+                queue.declare()
+                queue.delete()
