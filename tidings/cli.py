@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 import uvicorn
+from redis.exceptions import RedisError
 
 from tidings import models
 from tidings.celery_app import create_celery, publish
@@ -237,9 +238,12 @@ def _subscribe_handlers(settings: Settings) -> list[Handler]:
             "folder, or set TIDINGS_HANDLERS= (empty) to register no handlers."
         ) from None
     subs = subscriptions(settings.owner_list)
-    items = with_store(
-        lambda store: store.subscribe(subs, settings.environment_list), settings.redis_url
-    )
+    try:
+        items = with_store(
+            lambda store: store.subscribe(subs, settings.environment_list), settings.redis_url
+        )
+    except RedisError as exc:
+        raise click.ClickException(f"could not register the handlers in Redis: {exc}") from None
     if items:
         publish(
             create_celery(settings, import_handlers=False), items, batch=settings.dispatch_batch
