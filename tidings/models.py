@@ -200,7 +200,8 @@ class Subscription(Record):
     platform: str | None = CUSTOM_PLATFORM
     label: str | None = None
     queue: str
-    #: Epoch ms: the handler also acts on events emitted since then (a backfill).
+    #: Epoch ms: the handler also acts on events emitted since then (a backfill). None:
+    #: since any process first registered it (tidings:subscribed-at).
     since: int | None = None
     #: Only these owners' events (None: every owner's).
     owners: list[str] | None = None
