@@ -130,7 +130,7 @@ def test_unsubscribe_forgets_a_handler_and_says_so(cli: Cli, settings: Settings)
     async def subscribe() -> None:
         store = Store.from_settings(settings)
         sub = models.Subscription(txKey="ship", eventName="order.paid", queue="tidings")
-        await store.subscribe([sub], ["live"], worker="w")
+        await store.subscribe([sub], ["live"])
         await store.close()
 
     asyncio.run(subscribe())

@@ -91,7 +91,7 @@ def test_events_waiting_for_a_handler_are_read_from_the_store(
 
     async def subscribe() -> None:
         store = Store.from_settings(settings)
-        await store.subscribe([subscription], ["test"], worker="test-worker")
+        await store.subscribe([subscription], ["test"])
         await store.close()
 
     asyncio.run(subscribe())

@@ -1,4 +1,4 @@
-"""The command line: ``tidings serve``, ``tidings dev`` and ``tidings keys ...``."""
+"""The command line: ``tidings serve``, ``subscribe``, ``dev``, ``keys ...`` and more."""
 
 import asyncio
 import os
@@ -10,10 +10,12 @@ from typing import Any, TypeVar
 
 import click
 import uvicorn
+from redis.exceptions import RedisError
 
 from tidings import models
 from tidings.celery_app import create_celery, publish
 from tidings.errors import TidingsError
+from tidings.handlers import Handler, discover, subscriptions
 from tidings.redis_server import redis_url
 from tidings.settings import Settings
 from tidings.store import Store, WorkItem
@@ -57,7 +59,8 @@ def main() -> None:
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the Event API (on an embedded Redis if REDIS_URL is unset)."""
     settings = Settings()
-    with redis_url(settings.redis_url, settings.data_dir):
+    with redis_url(settings.redis_url, settings.data_dir) as url:
+        _subscribe_handlers(settings.model_copy(update={"redis_url": url}))
         uvicorn.run("tidings.api:create_app", factory=True, host=host, port=port, workers=workers)
 
 
@@ -208,6 +211,49 @@ def unsubscribe(tx_key: str, envs: tuple[str, ...]) -> None:
     if not forgotten:
         raise click.ClickException(f"no handler {tx_key!r} is subscribed in {environments}")
     click.echo(f"{tx_key} unsubscribed in {', '.join(forgotten)}")
+
+
+@main.command()
+def subscribe() -> None:
+    """Register the handlers of TIDINGS_HANDLERS, as `tidings serve` and workers do when they
+    start: events emitted from now on wait for them, whichever process starts first (run it
+    in a Procfile's release phase)."""
+    settings = Settings()
+    with redis_url(settings.redis_url, settings.data_dir) as url:
+        handlers = _subscribe_handlers(settings.model_copy(update={"redis_url": url}))
+    for handler in handlers:
+        click.echo(f"{handler.tx_key}\t{handler.event_name}\t{handler.queue}")
+
+
+def _subscribe_handlers(settings: Settings) -> list[Handler]:
+    """Import TIDINGS_HANDLERS from the current folder (as `celery -A` does), register their
+    subscriptions, and hand the events they must catch up on to the workers."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        handlers = discover(settings.handler_modules)
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(
+            f"TIDINGS_HANDLERS={settings.handlers!r}: {exc}. Run this from the project's "
+            "folder, or set TIDINGS_HANDLERS= (empty) to register no handlers."
+        ) from None
+    subs = subscriptions(settings.owner_list)
+    try:
+        items = with_store(
+            lambda store: store.subscribe(subs, settings.environment_list), settings.redis_url
+        )
+    except RedisError as exc:
+        raise click.ClickException(f"could not register the handlers in Redis: {exc}") from None
+    if items:
+        publish(
+            create_celery(settings, import_handlers=False), items, batch=settings.dispatch_batch
+        )
+    click.echo(
+        f"tidings: {len(handlers)} handler(s) subscribed in {', '.join(settings.environment_list)}"
+        f"; {len(items)} waiting transaction(s) handed to the workers",
+        err=True,
+    )
+    return handlers
 
 
 def _validated(model: type[models.Request], **fields: Any) -> Any:

@@ -4,10 +4,12 @@
 Where ``REDIS_URL`` is unset, the command line starts an embedded Redis server.
 """
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 THIRTY_DAYS = 30 * 24 * 3600
+#: A worker's canary timeout spans at least this many of its canary intervals.
+MIN_CANARY_INTERVALS = 3
 
 
 class Settings(BaseSettings):
@@ -79,3 +81,19 @@ class Settings(BaseSettings):
     @property
     def grace_ms(self) -> int:
         return int(self.grace_seconds * 1000)
+
+    # Worker health: heartbeats and canaries (tidings/canary.py, tidings/health.py)
+    #: How often each worker heartbeats and sends a canary through each queue it consumes.
+    canary_interval_seconds: float = Field(default=2, gt=0)
+    #: A queue that no worker took anything off for this long is unserved (/health answers
+    #: 503), and a worker whose canary stays unanswered this long exits with code 1.
+    canary_timeout_seconds: float = Field(default=30, gt=0)
+
+    @model_validator(mode="after")
+    def _canary_timeout_spans_intervals(self) -> "Settings":
+        if self.canary_timeout_seconds < MIN_CANARY_INTERVALS * self.canary_interval_seconds:
+            raise ValueError(
+                f"TIDINGS_CANARY_TIMEOUT_SECONDS must be at least {MIN_CANARY_INTERVALS} times "
+                "TIDINGS_CANARY_INTERVAL_SECONDS, so that a canary has time to come back"
+            )
+        return self
