@@ -32,7 +32,7 @@ from celery import Celery, signals
 from celery.worker import state as worker_state
 from kombu.entity import Exchange, Queue
 
-from tidings import models
+from tidings import metrics, models
 from tidings.handlers import REGISTRY, subscriptions
 from tidings.settings import Settings
 from tidings.store import Store, WorkItem, now_ms
@@ -146,6 +146,10 @@ class Watch:
         self.last_received[queue] = now
         if canary_sent_at is not None:
             self.last_canary[queue] = (canary_sent_at, now)
+            # Each worker's own queue is one series for all, not a series per worker ever run.
+            label = metrics.OWN_QUEUE if queue == self.direct_queue else queue
+            trip = (now - canary_sent_at) / 1000
+            metrics.METRICS.observe(metrics.CANARY_ROUND_TRIP, trip, label)
 
     def _main(self) -> None:
         try:
@@ -194,6 +198,7 @@ class Watch:
         next canaries. True once the worker is found deaf and told to stop."""
         now = now_ms()
         await store.heartbeat(self._heartbeat(now))
+        await metrics.METRICS.flush(store)  # the main process's: canaries and recoveries
         forgotten = await store.forget_workers()
         if forgotten:
             self._delete_queues(forgotten)

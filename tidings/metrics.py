@@ -86,6 +86,8 @@ CANARY_ROUND_TRIP = Definition(
     ("queue",),
     LATENCY_BUCKETS,
 )
+#: The canary queue label of every worker's own queue.
+OWN_QUEUE = "(worker's own)"
 DEFINITIONS = {
     d.name: d
     for d in (
