@@ -1,10 +1,11 @@
 """The command line: ``tidings serve``, ``tidings dev`` and ``tidings keys ...``."""
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,7 +15,7 @@ import uvicorn
 from tidings import models
 from tidings.celery_app import create_celery, publish
 from tidings.errors import TidingsError
-from tidings.redis_server import redis_url
+from tidings.redis_server import NoDataFolder, redis_url
 from tidings.settings import Settings
 from tidings.store import Store, WorkItem
 from tidings.store.keys import Scope
@@ -36,11 +37,23 @@ def with_store(action: Callable[[Store], Awaitable[T]], url: str | None = None) 
         finally:
             await store.close()
 
-    with redis_url(url or settings.redis_url, settings.data_dir) as resolved:
+    with _command_redis(settings, url) as resolved:
         try:
             return asyncio.run(run(resolved))
         except TidingsError as exc:
             raise click.ClickException(exc.message) from None
+
+
+@contextlib.contextmanager
+def _command_redis(settings: Settings, url: str | None = None) -> Iterator[str]:
+    """The Redis of a command other than `serve` and `dev`: ``url``, REDIS_URL or the
+    project's embedded one; outside a project folder (no data folder) it says so and makes
+    nothing."""
+    try:
+        with redis_url(url or settings.redis_url, settings.data_dir, create=False) as resolved:
+            yield resolved
+    except NoDataFolder as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group()
@@ -186,7 +199,7 @@ def rerun(
         def action(store: Store) -> Awaitable[list[tuple[WorkItem, str]]]:
             return store.rerun(scope, str(key), tx_key, actor="cli", lease_ms=settings.lease_ms)
 
-    with redis_url(settings.redis_url, settings.data_dir) as url:
+    with _command_redis(settings) as url:
         items = with_store(action, url)
         celery = create_celery(
             settings.model_copy(update={"redis_url": url}), import_handlers=False
