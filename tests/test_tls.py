@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -258,8 +259,18 @@ def test_the_command_line_works_over_rediss(tls_redis: TlsRedis, tls_client: red
     assert cli("keys", "list") == ["default/live/billing\tactive"]
 
 
+def handled(http: httpx.Client, key: str) -> dict[str, Any]:
+    """The event's one transaction, once it has ended."""
+    deadline = time.monotonic() + 30
+    while not (event := http.get(f"/events/{key}").json())["processing"]["isCompleted"]:
+        assert time.monotonic() < deadline, f"not handled: {event}"
+        time.sleep(0.05)
+    [transaction] = event["transactions"]
+    return dict(transaction)
+
+
 @pytest.mark.parametrize("how", ["unchecked", "checked"])
-def test_a_worker_handles_an_event_over_a_rediss_store_and_broker(
+def test_a_worker_handles_events_over_a_rediss_store_and_broker(
     tls_redis: TlsRedis, tls_client: redis.Redis, tmp_path: Path, how: str
 ) -> None:
     url = tls_redis.unchecked_url if how == "unchecked" else tls_redis.checked_url
@@ -272,15 +283,23 @@ def test_a_worker_handles_an_event_over_a_rediss_store_and_broker(
             admin = {"Authorization": "Bearer admin-secret"}
             created = http.post("/admin/keys", json={"name": "shop", "env": "test"}, headers=admin)
             http.headers["X-Buildable-Secret"] = created.json()["secret"]
-            emitted = http.post("/emit", json={"event": "e2e.echo", "payload": {"over": "tls"}})
-            assert emitted.status_code == 200, emitted.text
-            key = emitted.json()["key"]
+            keys = {}
+            # e2e.long runs beyond its lease: the worker's lease keeper renews it over TLS.
+            for name, payload in [("e2e.echo", {"over": "tls"}), ("e2e.long", {})]:
+                emitted = http.post("/emit", json={"event": name, "payload": payload})
+                assert emitted.status_code == 200, emitted.text
+                keys[name] = emitted.json()["key"]
+            events = {}
             deadline = time.monotonic() + 30
-            while not (event := http.get(f"/events/{key}").json())["processing"]["isCompleted"]:
-                assert time.monotonic() < deadline, f"not handled: {event}"
-                time.sleep(0.05)
+            for name, key in keys.items():
+                while not (event := http.get(f"/events/{key}").json())["processing"]["isCompleted"]:
+                    assert time.monotonic() < deadline, f"not handled: {event}"
+                    time.sleep(0.05)
+                [events[name]] = event["transactions"]
     finally:
         worker.stop()
-    [echo] = event["transactions"]
+    echo, long = events["e2e.echo"], events["e2e.long"]
     assert (echo["state"], echo["output"]["echo"]) == ("finished", {"over": "tls"})
+    assert (long["state"], long["output"], long["attempts"]) == ("finished", "done", 1)
+    assert tls_client.get(f"test:runs:long:{keys['e2e.long']}") == "1"
     assert worker.process is not None and worker.process.returncode == 0

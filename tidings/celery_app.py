@@ -24,6 +24,7 @@ from tidings.handlers import REGISTRY
 from tidings.settings import Settings
 from tidings.store import Store, WorkItem
 from tidings.worker import Runner
+from tidings.worker_sigterm import let_running_handlers_finish
 
 log = logging.getLogger("tidings.worker")
 
@@ -137,6 +138,7 @@ def create_celery(settings: Settings | None = None, *, import_handlers: bool = T
 
     if import_handlers:
         _start_worker_duties(app, settings)
+        let_running_handlers_finish()  # through a PaaS's SIGTERM to every process
     return app
 
 

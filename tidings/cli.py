@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -22,6 +23,12 @@ from tidings.store.keys import Scope
 
 T = TypeVar("T")
 ENVIRONMENTS = click.Choice(["test", "live"])
+#: After SIGTERM, how long `tidings serve` lets in-flight requests run before it cancels them,
+#: runs the app's shutdown (publishing what the dispatcher holds) and exits: well within the
+#: 30 s a PaaS such as Heroku gives a process before SIGKILL.
+GRACEFUL_SHUTDOWN_SECONDS = 20
+#: What a PaaS (SIGTERM) or a terminal (SIGINT) stops `tidings serve` and `tidings dev` with.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 #: How `tidings dev` runs a worker: the Procfile's worker line, from the project folder.
 WORKER_ARGS = ["-A", "workers", "worker", "--without-mingle", "--without-gossip"]
 
@@ -71,7 +78,32 @@ def serve(host: str, port: int, workers: int) -> None:
     """Serve the Event API (on an embedded Redis if REDIS_URL is unset)."""
     settings = Settings()
     with redis_url(settings.redis_url, settings.data_dir):
-        uvicorn.run("tidings.api:create_app", factory=True, host=host, port=port, workers=workers)
+        _serve_api(host=host, port=port, workers=workers)
+
+
+def _serve_api(**options: Any) -> None:
+    """Serve the API with uvicorn until SIGTERM or SIGINT, then return.
+
+    uvicorn stops gracefully on either signal (in-flight requests answered, then the app's
+    shutdown), and then raises it again for whoever handled it before. By default that would
+    kill this process there, with exit code 143 and before an embedded Redis is stopped;
+    here it ends the command normally instead, its clean-up done.
+    """
+    previous = {sig: signal.signal(sig, _exit_cleanly) for sig in STOP_SIGNALS}
+    try:
+        uvicorn.run(
+            "tidings.api:create_app",
+            factory=True,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            **options,
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 @main.command()
@@ -100,7 +132,7 @@ def dev(port: int, worker: bool) -> None:
         )
         click.echo(f"or in the dashboard: http://127.0.0.1:{port}/ui, signed in with that key\n")
         try:
-            uvicorn.run("tidings.api:create_app", factory=True, host="127.0.0.1", port=port)
+            _serve_api(host="127.0.0.1", port=port)
         finally:
             if process is not None:
                 process.terminate()
