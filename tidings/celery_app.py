@@ -24,6 +24,7 @@ from tidings.handlers import REGISTRY, discover
 from tidings.settings import Settings
 from tidings.store import Store, WorkItem
 from tidings.worker import Runner
+from tidings.worker_sigterm import let_running_handlers_finish
 
 log = logging.getLogger("tidings.worker")
 
@@ -139,6 +140,7 @@ def create_celery(settings: Settings | None = None, *, import_handlers: bool = T
         canary.install(
             app, settings, lambda items: publish(app, items, batch=settings.dispatch_batch)
         )
+        let_running_handlers_finish()  # through a PaaS's SIGTERM to every process
     return app
 
 

@@ -4,8 +4,12 @@
 Where ``REDIS_URL`` is unset, the command line starts an embedded Redis server.
 """
 
+from typing import Self
+
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tidings.redis_tls import CertReqs, with_tls_options
 
 THIRTY_DAYS = 30 * 24 * 3600
 #: A worker's canary timeout spans at least this many of its canary intervals.
@@ -13,11 +17,17 @@ MIN_CANARY_INTERVALS = 3
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TIDINGS_", extra="ignore")
+    # Errors never echo the input: REDIS_URL and the admin token hold secrets.
+    model_config = SettingsConfigDict(
+        env_prefix="TIDINGS_", extra="ignore", hide_input_in_errors=True
+    )
 
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("REDIS_URL", "TIDINGS_REDIS_URL")
     )
+    #: How a rediss:// URL (store or broker) checks the server's certificate where its own
+    #: ``ssl_cert_reqs`` does not say: for a PaaS whose add-on sets REDIS_URL itself.
+    redis_ssl_cert_reqs: CertReqs = "required"
     #: Where the embedded Redis keeps its data when REDIS_URL is unset.
     data_dir: str = ".tidings"
     #: Retention of events and their transactions, in seconds.
@@ -49,6 +59,17 @@ class Settings(BaseSettings):
     recovery_interval_seconds: float = Field(default=5, gt=0)
     #: The most transactions one broker message carries.
     dispatch_batch: int = Field(default=100, gt=0)
+
+    @model_validator(mode="after")
+    def _explicit_tls_options(self) -> Self:
+        """Every client of a rediss:// URL reads its certificate options from the URL alone."""
+        if self.redis_url:
+            self.redis_url = with_tls_options(self.redis_url, self.redis_ssl_cert_reqs)
+        if self.broker_url:
+            self.broker_url = with_tls_options(
+                self.broker_url, self.redis_ssl_cert_reqs, name="TIDINGS_BROKER_URL"
+            )
+        return self
 
     @property
     def environment_list(self) -> list[str]:
