@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from tidings.api import create_app
 from tidings.redis_server import EmbeddedRedis, free_port
 from tidings.settings import Settings
+from tidings.store import keys
 
 pytest_plugins = ["browser_support"]  # the browser and page fixtures
 
@@ -114,8 +115,14 @@ def new_secret(api: TestClient) -> Callable[..., str]:
     return lambda name, env="test", owner="default": create_key(api, name, env, owner)
 
 
+#: The one write a refused request makes: a failed authentication is counted against its
+#: client's address (tidings/throttle.py).
+AUTH_FAILURES = keys.auth_failures("")
+
+
 def db_snapshot(client: redis.Redis) -> dict[str, object]:
-    """Every key in the database with its value, to show a request wrote nothing."""
+    """Every key in the database with its value, but the count of failed authentications,
+    to show a request wrote nothing."""
     readers = {
         "string": client.get,
         "hash": client.hgetall,
@@ -123,7 +130,11 @@ def db_snapshot(client: redis.Redis) -> dict[str, object]:
         "zset": lambda key: client.zrange(key, 0, -1, withscores=True),
         "list": lambda key: client.lrange(key, 0, -1),
     }
-    return {key: readers[client.type(key)](key) for key in sorted(client.scan_iter())}
+    return {
+        key: readers[client.type(key)](key)
+        for key in sorted(client.scan_iter())
+        if not key.startswith(AUTH_FAILURES)
+    }
 
 
 @pytest.fixture

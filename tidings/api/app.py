@@ -8,7 +8,8 @@ from fastapi.responses import RedirectResponse
 
 from tidings import services, ui
 from tidings.api import admin, errors, events, handlers, health, transactions
-from tidings.api.limits import BodyLimit
+from tidings.api.errors import UnexpectedErrors
+from tidings.api.limits import RequestLimits
 from tidings.dispatch import Dispatcher
 from tidings.settings import Settings
 from tidings.store import Store
@@ -34,7 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exception_handlers=errors.HANDLERS,
     )
     services.keep(app, settings, Store.from_settings(settings), Dispatcher.from_settings(settings))
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(UnexpectedErrors)  # added last: it runs first, around the rest
     for area in (events, transactions, handlers, admin, health):
         app.include_router(area.router)
     app.include_router(ui.router)

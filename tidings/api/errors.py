@@ -1,21 +1,26 @@
 """Every error becomes the contract's error body, ``{"status": "error", "message": ...}``,
-here and nowhere else."""
+here and nowhere else, and no error closes the client's connection."""
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tidings.errors import TidingsError
+from tidings.errors import REDIS_UNREACHABLE, TidingsError, redis_unreachable
 
 log = logging.getLogger("tidings.api.errors")
 
 
-def error_response(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"status": "error", "message": message, **extra}, status_code=status)
+def error_response(
+    status: int, message: str, *, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body = {"status": "error", "message": message, **extra}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def validation_message(exc: RequestValidationError) -> tuple[int, str]:
@@ -32,7 +37,14 @@ def validation_message(exc: RequestValidationError) -> tuple[int, str]:
 
 
 async def tidings_error(request: Request, exc: TidingsError) -> JSONResponse:
-    return error_response(exc.status_code, exc.message)
+    wait = exc.retry_after_seconds
+    headers = {"Retry-After": str(wait)} if wait is not None else None
+    return error_response(exc.status_code, exc.message, headers=headers)
+
+
+async def redis_error(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("Redis unreachable answering %s %s: %s", request.method, request.url.path, exc)
+    return await tidings_error(request, redis_unreachable())
 
 
 async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -41,17 +53,48 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
 
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error answering %s %s", request.method, request.url.path)
+    log.error("unexpected error answering %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, f"internal error: {type(exc).__name__}")
 
 
 async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    return error_response(exc.status_code, str(exc.detail))
+    """Starlette's own errors (404 for an unknown path, 405 with its Allow header, ...)."""
+    return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
 
 HANDLERS: dict[Any, Any] = {
     TidingsError: tidings_error,
     RequestValidationError: invalid_request,
-    Exception: unexpected_error,
     HTTPException: http_error,
+    **dict.fromkeys(REDIS_UNREACHABLE, redis_error),
+    # Only for errors raised outside UnexpectedErrors (which answers the rest), by
+    # Starlette's outermost middleware; that one re-raises, and uvicorn closes the connection.
+    Exception: unexpected_error,
 }
+
+
+class UnexpectedErrors:
+    """Answers an error no handler expected with 500 and the error body, and keeps the
+    connection open: Starlette's handler for Exception re-raises after answering, and uvicorn
+    then closes the connection, which a client cannot tell from a request lost on the way."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # too late for an answer: the connection must go
+                raise
+            answer = await unexpected_error(Request(scope), exc)
+            await answer(scope, receive, send)

@@ -3,12 +3,12 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from tidings import models
+from tidings import models, services
 from tidings.api.deps import SECRET_HEADER, Authenticated, PresentSecret, parse_body
-from tidings.dispatch import Dispatcher
 from tidings.errors import Unauthorized
-from tidings.services import DispatcherDep, StoreDep
-from tidings.store import CUSTOM_PLATFORM, MISSING_SECRET, Emitted, Store
+from tidings.services import StoreDep
+from tidings.store import CUSTOM_PLATFORM, MISSING_SECRET, Emitted
+from tidings.throttle import client_address
 
 router = APIRouter()
 
@@ -25,12 +25,12 @@ EMIT_OPENAPI = {
 }
 
 
-async def emit(
-    store: Store, dispatcher: Dispatcher, secret: str, events: list[models.EmitRequest]
-) -> list[Emitted]:
-    """Store events, then hand their transactions to the workers."""
-    who, emitted = await store.emit_with_secret(secret, events)
-    await dispatcher(who, emitted)
+async def emit(request: Request, secret: str, events: list[models.EmitRequest]) -> list[Emitted]:
+    """Store events, then hand their transactions to the workers. The secret is checked in
+    the same round trip to Redis as the events are stored."""
+    async with services.throttle(request).attempt(client_address(request)):
+        who, emitted = await services.store(request).emit_with_secret(secret, events)
+    await services.dispatcher(request)(who, emitted)
     return emitted
 
 
@@ -43,20 +43,16 @@ async def emit_one(request: Request) -> JSONResponse:
     if not secret:
         raise Unauthorized(MISSING_SECRET)
     body = parse_body(models.EmitRequest, await request.body())
-    state = request.app.state
-    [emitted] = await emit(state.store, state.dispatcher, secret, [body])
+    [emitted] = await emit(request, secret, [body])
     return JSONResponse({"status": "success", "key": emitted.key})
 
 
 @router.post("/emit/batch", response_model=models.BatchEmitResult)
 async def emit_batch(
-    body: models.BatchEmitRequest,
-    secret: PresentSecret,
-    store: StoreDep,
-    dispatcher: DispatcherDep,
+    request: Request, body: models.BatchEmitRequest, secret: PresentSecret
 ) -> models.BatchEmitResult:
     """Store up to 1,000 events, all or nothing; their keys come back in order."""
-    emitted = await emit(store, dispatcher, secret, body.events)
+    emitted = await emit(request, secret, body.events)
     return models.BatchEmitResult(keys=[e.key for e in emitted])
 
 
