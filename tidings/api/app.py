@@ -10,6 +10,7 @@ from tidings import services, ui
 from tidings.api import admin, errors, events, handlers, health, transactions
 from tidings.api.errors import UnexpectedErrors
 from tidings.api.limits import RequestLimits
+from tidings.api.openapi import ANY_REQUEST
 from tidings.dispatch import Dispatcher
 from tidings.settings import Settings
 from tidings.store import Store
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Self-hosted Event API: emit events, handle them with workers, query transactions.",
         lifespan=lifespan,
         exception_handlers=errors.HANDLERS,
+        responses=ANY_REQUEST,
     )
     services.keep(app, settings, Store.from_settings(settings), Dispatcher.from_settings(settings))
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)

@@ -5,8 +5,9 @@ throttle on failed authentication."""
 import hmac
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request, Security
 from fastapi.exceptions import RequestValidationError
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
 from tidings import models
@@ -18,10 +19,20 @@ from tidings.throttle import client_address
 SECRET_HEADER = "X-Buildable-Secret"
 ADMIN_NEEDS_TOKEN = "admin endpoints need Authorization: Bearer <TIDINGS_ADMIN_TOKEN>"
 
-SecretHeader = Annotated[str | None, Header(alias=SECRET_HEADER)]
+secret_key = APIKeyHeader(
+    name=SECRET_HEADER,
+    scheme_name="SecretKey",
+    description="A secret key: `tidings keys create`, or POST /admin/keys.",
+    auto_error=False,
+)
+admin_token = HTTPBearer(
+    scheme_name="AdminToken",
+    description="TIDINGS_ADMIN_TOKEN; the admin API answers 404 while it is unset.",
+    auto_error=False,
+)
 
 
-async def present_secret(secret: SecretHeader = None) -> str:
+async def present_secret(secret: Annotated[str | None, Security(secret_key)]) -> str:
     """A secret was sent (checked before the body is looked at); its check is later."""
     if not secret:
         raise Unauthorized(MISSING_SECRET)
@@ -45,15 +56,14 @@ async def admin(
     request: Request,
     settings: SettingsDep,
     throttle: ThrottleDep,
-    authorization: Annotated[str | None, Header()] = None,
+    token: Annotated[HTTPAuthorizationCredentials | None, Security(admin_token)],
 ) -> None:
     if not settings.admin_token:
         raise NotFound("the admin API is disabled: set TIDINGS_ADMIN_TOKEN to enable it")
-    if not authorization:
+    if token is None:
         raise Unauthorized(ADMIN_NEEDS_TOKEN)
-    expected = f"Bearer {settings.admin_token}".encode()
     async with throttle.attempt(client_address(request)):
-        if not hmac.compare_digest(authorization.encode(), expected):
+        if not hmac.compare_digest(token.credentials.encode(), settings.admin_token.encode()):
             raise Unauthorized(ADMIN_NEEDS_TOKEN)
 
 

@@ -9,11 +9,14 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings.errors import REDIS_UNREACHABLE, TidingsError, redis_unreachable
 
 log = logging.getLogger("tidings.api.errors")
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def error_response(
@@ -58,8 +61,25 @@ async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    """Starlette's own errors (404 for an unknown path, 405 with its Allow header, ...)."""
-    return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+    """Starlette's own errors: 404 for an unknown path, 405 for a method the path does not
+    have, ..."""
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette's Allow names the methods of the first route on the path only.
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return error_response(exc.status_code, str(exc.detail), headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on the request's path, as the router matches them."""
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
 
 
 HANDLERS: dict[Any, Any] = {

@@ -5,19 +5,18 @@ from fastapi.responses import JSONResponse
 
 from tidings import models, services
 from tidings.api.deps import SECRET_HEADER, Authenticated, PresentSecret, parse_body
+from tidings.api.openapi import CREDENTIAL, JSON_BODY, errors
 from tidings.errors import Unauthorized
 from tidings.services import StoreDep
 from tidings.store import CUSTOM_PLATFORM, MISSING_SECRET, Emitted
 from tidings.throttle import client_address
 
-router = APIRouter()
+router = APIRouter(responses=CREDENTIAL)
 
-#: /emit's secret header and body in the OpenAPI document (the body's schema is there for
+#: /emit's secret key and body in the OpenAPI document (the body's schema is there for
 #: /emit/batch's sake).
 EMIT_OPENAPI = {
-    "parameters": [
-        {"name": SECRET_HEADER, "in": "header", "required": True, "schema": {"type": "string"}}
-    ],
+    "security": [{"SecretKey": []}],
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EmitRequest"}}},
@@ -36,7 +35,9 @@ async def emit(request: Request, secret: str, events: list[models.EmitRequest]) 
 
 # /emit reads its header and body itself: pydantic reads the JSON straight into the model,
 # which is markedly faster on the hottest path than FastAPI's parameter handling.
-@router.post("/emit", response_model=models.EmitResult, openapi_extra=EMIT_OPENAPI)
+@router.post(
+    "/emit", response_model=models.EmitResult, responses=JSON_BODY, openapi_extra=EMIT_OPENAPI
+)
 async def emit_one(request: Request) -> JSONResponse:
     """Store an event and hand it to the workers subscribed to it."""
     secret = request.headers.get(SECRET_HEADER)
@@ -47,7 +48,7 @@ async def emit_one(request: Request) -> JSONResponse:
     return JSONResponse({"status": "success", "key": emitted.key})
 
 
-@router.post("/emit/batch", response_model=models.BatchEmitResult)
+@router.post("/emit/batch", response_model=models.BatchEmitResult, responses=JSON_BODY)
 async def emit_batch(
     request: Request, body: models.BatchEmitRequest, secret: PresentSecret
 ) -> models.BatchEmitResult:
@@ -56,19 +57,21 @@ async def emit_batch(
     return models.BatchEmitResult(keys=[e.key for e in emitted])
 
 
-@router.post("/query", response_model=models.QueryPage)
+@router.post("/query", response_model=models.QueryPage, responses=JSON_BODY)
 async def query(body: models.QueryRequest, who: Authenticated, store: StoreDep) -> models.QueryPage:
     """A page of events, oldest first, filtered by name parts, since and transaction state."""
     return await store.query(who.scope, body)
 
 
-@router.get("/events/{key}", response_model=models.EventWithTransactions)
+@router.get(
+    "/events/{key}", response_model=models.EventWithTransactions, responses=errors(404, 422)
+)
 async def get_event(key: str, who: Authenticated, store: StoreDep) -> models.EventWithTransactions:
     """One event with all its transactions, outputs included."""
     return await store.get_event(who.scope, key)
 
 
-@router.post("/get-full-event-name", response_model=models.FullName)
+@router.post("/get-full-event-name", response_model=models.FullName, responses=JSON_BODY)
 async def get_full_event_name(body: models.FullNameRequest, who: Authenticated) -> models.FullName:
     platform = body.platform or CUSTOM_PLATFORM
     label = body.label or who.name
