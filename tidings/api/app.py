@@ -8,6 +8,7 @@ from fastapi.responses import RedirectResponse
 
 from tidings import services, ui
 from tidings.api import admin, errors, events, handlers, health, transactions
+from tidings.api.content_type import BodiesAreJson
 from tidings.api.errors import UnexpectedErrors
 from tidings.api.limits import RequestLimits
 from tidings.api.openapi import ANY_REQUEST
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=ANY_REQUEST,
     )
     services.keep(app, settings, Store.from_settings(settings), Dispatcher.from_settings(settings))
+    app.add_middleware(BodiesAreJson)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(UnexpectedErrors)  # added last: it runs first, around the rest
     for area in (events, transactions, handlers, admin, health):

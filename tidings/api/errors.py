@@ -31,7 +31,7 @@ def validation_message(exc: RequestValidationError) -> tuple[int, str]:
     if any(e["type"] == "json_invalid" for e in errors):
         return 400, "malformed JSON in the request body"
     if any(e["type"] == "model_attributes_type" and tuple(e["loc"]) == ("body",) for e in errors):
-        return 400, "the body must be a JSON object, sent with Content-Type: application/json"
+        return 400, "the body must be a JSON object"
     parts = []
     for e in errors:
         where = ".".join(str(p) for p in e["loc"] if p != "body") or "body"
