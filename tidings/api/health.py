@@ -12,6 +12,6 @@ router = APIRouter()
 @router.get("/health", response_model=models.Health)
 async def health_report(store: StoreDep, settings: SettingsDep) -> JSONResponse:
     """503 while Redis is unreachable or a queue with subscribed handlers has no worker that
-    hears."""
+    hears: the same report, with ``status`` "error" and a ``message`` saying which."""
     found = await health.report(store, settings)
     return JSONResponse(found.model_dump(), status_code=200 if found.status == "ok" else 503)
