@@ -171,7 +171,7 @@ def cost(r: redis.Redis, n: int, phase: Callable[[], Any]) -> Cost:
 
 
 async def subscribe_and_key(store: Store, owner: str) -> str:
-    await store.subscribe([HANDLER.subscription], [ENV], worker="bench-worker")
+    await store.subscribe([HANDLER.subscription], [ENV])
     secret = (await store.create_key(LABEL, ENV, owner)).secret
     assert secret is not None
     return secret

@@ -339,6 +339,8 @@ class QueueHealth(Record):
     brokerQueue: str
     #: The txKeys of the handlers subscribed on it.
     handlers: list[str]
+    #: Those of its handlers that no live worker consuming it runs.
+    handlersWithoutWorker: list[str]
     workers: list[QueueWorker]
     #: A live worker took something off it within TIDINGS_CANARY_TIMEOUT_SECONDS.
     served: bool

@@ -29,8 +29,8 @@ async def emit(request: Request, secret: str, events: list[models.EmitRequest]) 
     the same round trip to Redis as the events are stored."""
     async with services.throttle(request).attempt(client_address(request)):
         who, emitted = await services.store(request).emit_with_secret(secret, events)
-    for event in events:
-        metrics.METRICS.inc(metrics.EVENTS_EMITTED, who.env, event.event)
+    for event, stored in zip(events, emitted, strict=True):
+        metrics.METRICS.inc(metrics.EVENTS_EMITTED, who.env, metrics.event_label(event, stored))
     await services.dispatcher(request)(who, emitted)
     return emitted
 
