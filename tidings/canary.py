@@ -18,6 +18,10 @@ had room for more messages (its prefetch window was not full): on its own queue,
 not receive it; on a shared queue, no worker took anything off that queue. A deaf worker
 stops with exit code 1 (a warm shutdown: running handlers finish) for its supervisor (a
 PaaS, systemd, Kubernetes) to start it again.
+
+Once a worker's shutdown has begun, its consumer takes nothing more: it sends no more
+canaries and judges nothing, and its heartbeat names no queue while its running handlers
+finish.
 """
 
 import asyncio
@@ -95,6 +99,11 @@ def install(app: Celery, settings: Settings, publish: Publish) -> None:
         for watch in watches:
             watch.received(request.delivery_info["routing_key"])
 
+    @signals.worker_shutting_down.connect(weak=False)
+    def on_shutting_down(sender: Any = None, **kwargs: Any) -> None:
+        for watch in watches:
+            watch.shutting_down()
+
     @signals.worker_shutdown.connect(weak=False)
     def on_shutdown(sender: Any = None, **kwargs: Any) -> None:
         for watch in watches:
@@ -125,6 +134,9 @@ class Watch:
         #: window is full, so it fetches nothing, deaf or not).
         self.room_since: int | None = self.started_at
         self._stopping = threading.Event()
+        #: Set once the worker's shutdown has begun: its consumer takes nothing more, while
+        #: its running handlers may go on for long (a warm shutdown).
+        self._shutting_down = threading.Event()
 
     def start(self) -> None:
         """Consume the worker's own queue, then watch from a thread of its own."""
@@ -138,6 +150,12 @@ class Watch:
             self._delete_queues([self.name])
         except Exception:
             log.exception("could not delete this worker's queue %s", self.direct_queue)
+
+    def shutting_down(self) -> None:
+        """The worker's shutdown has begun (called in a signal handler: only a flag): no more
+        canaries nor deafness checks, and heartbeats that name no queue, so that /health
+        does not count it as a consumer while its running handlers finish."""
+        self._shutting_down.set()
 
     def received(self, queue: str, *, canary_sent_at: int | None = None) -> None:
         """Called by the consumer for every message it receives (from its routing key: the
@@ -195,15 +213,18 @@ class Watch:
 
     async def _beat(self, store: Store) -> bool:
         """One round: heartbeat, forget long-gone workers, check for deafness, send the
-        next canaries. True once the worker is found deaf and told to stop."""
+        next canaries (the last two not once the worker's shutdown has begun). True once
+        the worker is found deaf and told to stop."""
         now = now_ms()
         await store.heartbeat(self._heartbeat(now))
         await metrics.METRICS.flush(store)  # the main process's: canaries and recoveries
         forgotten = await store.forget_workers()
         if forgotten:
             self._delete_queues(forgotten)
+        if self._shutting_down.is_set():
+            return False
         deaf = self._deaf_queue(now, await store.workers())
-        if deaf is not None:
+        if deaf is not None and not self._shutting_down.is_set():
             self._stop_deaf(deaf, now)
             return True
         for queue in self.queues:
@@ -215,7 +236,8 @@ class Watch:
 
     def _heartbeat(self, now: int) -> models.WorkerBeat:
         queues = {}
-        for queue in self.queues:
+        # A worker shutting down consumes nothing any more.
+        for queue in [] if self._shutting_down.is_set() else self.queues:
             sent, received = self.last_canary.get(queue, (None, None))
             queues[queue] = models.QueueReceipts(
                 receivedAt=self.last_received.get(queue),
