@@ -251,3 +251,23 @@ def test_a_worker_finishing_a_handler_after_sigterm_is_not_taken_for_deaf(
         "done",
     )
     assert "deaf" not in running.log_path.read_text()
+
+
+@pytest.mark.parametrize("signals", [["SIGINT", "SIGINT"], ["SIGTERM", "SIGQUIT"], ["SIGQUIT"]])
+def test_a_cold_shutdown_stops_a_running_handler_and_another_worker_recovers_it(
+    settings: Settings,
+    worker: Callable[..., Worker],
+    redis_client: redis.Redis,
+    signals: list[str],
+) -> None:
+    first = worker()
+    key = emit_to_worker(settings, "e2e.slow")  # its first attempt hangs for 120 s
+    wait_until(lambda: bool(redis_client.get(f"test:started:{key}")), 20, "the handler")
+    assert first.process is not None
+    for name in signals:  # to the main process alone, as Ctrl+C twice or `kill` would
+        os.kill(first.process.pid, signal.Signals[name])
+        time.sleep(1)  # for Celery to take each signal in turn
+    first.process.wait(timeout=PAAS_GRACE_SECONDS)  # not the 120 s of the handler
+    worker()
+    wait_until(lambda: transaction(settings, key).state == "finished", 30, "the recovery")
+    assert transaction(settings, key).output == {"attempt": 2}
