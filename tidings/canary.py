@@ -5,7 +5,8 @@ nothing (celery#8030, celery#8384). So, once a worker is ready, a thread of its 
 subscribes its handlers and then, every TIDINGS_CANARY_INTERVAL_SECONDS:
 
 - sends a canary, a tiny ``tidings.canary`` task, to every queue it consumes, and to a
-  queue that only it consumes (``tidings.worker.{name}``);
+  queue that only it consumes (``tidings.worker.{name}``) (while its prefetch window is
+  full, only to a queue where none of its canaries waits);
 - records its heartbeat in Redis (``models.WorkerBeat``): its handlers, environments and
   queues, and when its consumer last received anything (a canary or work) from each, as
   the consumer notes on receiving each message (before the pool runs it, so that a busy
@@ -228,6 +229,12 @@ class Watch:
             self._stop_deaf(deaf, now)
             return True
         for queue in self.queues:
+            # While the prefetch window is full, the canary already waiting in a queue is
+            # enough: more would only pile up. With room, another goes out each round, so
+            # that a canary lost on the way (its queue deleted or Redis emptied under it)
+            # cannot make the worker seem deaf.
+            if queue in self.unanswered_since and self.room_since is None:
+                continue
             self.app.send_task(
                 CANARY_TASK, kwargs={"sender": self.name, "sent_at": now_ms()}, queue=queue
             )
