@@ -80,3 +80,21 @@ def test_a_full_prefetch_window_holds_back_one_canary_a_queue_not_a_pile(
     time.sleep(ROUNDS * float(CANARY_ENV["TIDINGS_CANARY_INTERVAL_SECONDS"]))
     assert redis_client.llen(direct_queue(worker.name)) == 1
     assert worker.process is not None and worker.process.poll() is None  # not taken for deaf
+
+
+def test_a_worker_subscribes_its_handlers_again_once_redis_has_lost_them(
+    settings: Settings, worker: Worker, redis_client: redis.Redis
+) -> None:
+    assert redis_client.hget("tidings:subscribed:test", "echo") == "e2e.echo"
+    redis_client.flushdb()  # Redis loses its data: subscriptions, queues, heartbeats
+    wait_until(
+        lambda: redis_client.hget("tidings:subscribed:test", "echo") == "e2e.echo",
+        "the subscriptions again",
+    )
+    assert "subscriptions lost in Redis (" in worker.log_path.read_text()
+    key = emit(settings, "e2e.echo")
+    wait_until(lambda: state(settings, key) == "finished", "the event handled")
+    # Its canaries lost with the broker's queues did not get it taken for deaf.
+    time.sleep(2 * float(CANARY_ENV["TIDINGS_CANARY_TIMEOUT_SECONDS"]))
+    assert worker.process is not None and worker.process.poll() is None
+    assert "deaf" not in worker.log_path.read_text()

@@ -7,6 +7,7 @@ subscribes its handlers and then, every TIDINGS_CANARY_INTERVAL_SECONDS:
 - sends a canary, a tiny ``tidings.canary`` task, to every queue it consumes, and to a
   queue that only it consumes (``tidings.worker.{name}``) (while its prefetch window is
   full, only to a queue where none of its canaries waits);
+- subscribes its handlers again if Redis lost them (its data, say);
 - records its heartbeat in Redis (``models.WorkerBeat``): its handlers, environments and
   queues, and when its consumer last received anything (a canary or work) from each, as
   the consumer notes on receiving each message (before the pool runs it, so that a busy
@@ -224,6 +225,7 @@ class Watch:
             self._delete_queues(forgotten)
         if self._shutting_down.is_set():
             return False
+        await self._subscribe_again_if_lost(store)
         deaf = self._deaf_queue(now, await store.workers())
         if deaf is not None and not self._shutting_down.is_set():
             self._stop_deaf(deaf, now)
@@ -240,6 +242,17 @@ class Watch:
             )
             self.unanswered_since.setdefault(queue, now)
         return False
+
+    async def _subscribe_again_if_lost(self, store: Store) -> None:
+        """Register the handlers again where Redis no longer has them (it lost its data, or
+        `tidings unsubscribe` forgot a handler this worker still runs)."""
+        tx_keys = [sub.txKey for sub in subscriptions(self.settings.owner_list)]
+        if not tx_keys:
+            return
+        lost = await store.unsubscribed(tx_keys, self.settings.environment_list)
+        if lost:
+            log.warning("subscriptions lost in Redis (%s): subscribing again", ", ".join(lost))
+            await self._subscribe(store)
 
     def _heartbeat(self, now: int) -> models.WorkerBeat:
         queues = {}
