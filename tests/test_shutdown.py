@@ -224,3 +224,50 @@ def test_sigterm_to_serve_on_its_embedded_redis_stops_that_redis_too(tmp_path: P
     assert not url_file.exists()
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+
+
+def test_a_worker_finishing_a_handler_after_sigterm_is_not_taken_for_deaf(
+    settings: Settings, worker: Callable[..., Worker], redis_client: redis.Redis
+) -> None:
+    # Its handler (4.5 s) outlasts the canary timeout (2 s) while its consumer, shut down,
+    # answers no canary.
+    running = worker(TIDINGS_CANARY_INTERVAL_SECONDS="0.5", TIDINGS_CANARY_TIMEOUT_SECONDS="2")
+    key = emit_to_worker(settings, "e2e.long")
+    wait_until(lambda: redis_client.get(f"test:runs:long:{key}") == "1", 20, "the handler")
+    assert running.process is not None
+    os.killpg(running.process.pid, signal.SIGTERM)
+
+    def beat() -> models.WorkerBeat:
+        record = redis_client.get(f"tidings:worker:{running.name}")
+        assert record, "no heartbeat"
+        return models.WorkerBeat.model_validate_json(record)
+
+    # While it finishes the handler, it heartbeats, but as a consumer of nothing.
+    wait_until(lambda: not beat().queues, 3, "a heartbeat without queues")
+    assert running.process.poll() is None
+    assert running.process.wait(timeout=PAAS_GRACE_SECONDS) == 0
+    assert (transaction(settings, key).state, transaction(settings, key).output) == (
+        "finished",
+        "done",
+    )
+    assert "deaf" not in running.log_path.read_text()
+
+
+@pytest.mark.parametrize("signals", [["SIGINT", "SIGINT"], ["SIGTERM", "SIGQUIT"], ["SIGQUIT"]])
+def test_a_cold_shutdown_stops_a_running_handler_and_another_worker_recovers_it(
+    settings: Settings,
+    worker: Callable[..., Worker],
+    redis_client: redis.Redis,
+    signals: list[str],
+) -> None:
+    first = worker()
+    key = emit_to_worker(settings, "e2e.slow")  # its first attempt hangs for 120 s
+    wait_until(lambda: bool(redis_client.get(f"test:started:{key}")), 20, "the handler")
+    assert first.process is not None
+    for name in signals:  # to the main process alone, as Ctrl+C twice or `kill` would
+        os.kill(first.process.pid, signal.Signals[name])
+        time.sleep(1)  # for Celery to take each signal in turn
+    first.process.wait(timeout=PAAS_GRACE_SECONDS)  # not the 120 s of the handler
+    worker()
+    wait_until(lambda: transaction(settings, key).state == "finished", 30, "the recovery")
+    assert transaction(settings, key).output == {"attempt": 2}

@@ -5,7 +5,9 @@ nothing (celery#8030, celery#8384). So, once a worker is ready, a thread of its 
 subscribes its handlers and then, every TIDINGS_CANARY_INTERVAL_SECONDS:
 
 - sends a canary, a tiny ``tidings.canary`` task, to every queue it consumes, and to a
-  queue that only it consumes (``tidings.worker.{name}``);
+  queue that only it consumes (``tidings.worker.{name}``) (while its prefetch window is
+  full, only to a queue where none of its canaries waits);
+- subscribes its handlers again if Redis lost them (its data, say);
 - records its heartbeat in Redis (``models.WorkerBeat``): its handlers, environments and
   queues, and when its consumer last received anything (a canary or work) from each, as
   the consumer notes on receiving each message (before the pool runs it, so that a busy
@@ -18,6 +20,10 @@ had room for more messages (its prefetch window was not full): on its own queue,
 not receive it; on a shared queue, no worker took anything off that queue. A deaf worker
 stops with exit code 1 (a warm shutdown: running handlers finish) for its supervisor (a
 PaaS, systemd, Kubernetes) to start it again.
+
+Once a worker's shutdown has begun, its consumer takes nothing more: it sends no more
+canaries and judges nothing, and its heartbeat names no queue while its running handlers
+finish.
 """
 
 import asyncio
@@ -95,6 +101,11 @@ def install(app: Celery, settings: Settings, publish: Publish) -> None:
         for watch in watches:
             watch.received(request.delivery_info["routing_key"])
 
+    @signals.worker_shutting_down.connect(weak=False)
+    def on_shutting_down(sender: Any = None, **kwargs: Any) -> None:
+        for watch in watches:
+            watch.shutting_down()
+
     @signals.worker_shutdown.connect(weak=False)
     def on_shutdown(sender: Any = None, **kwargs: Any) -> None:
         for watch in watches:
@@ -125,6 +136,9 @@ class Watch:
         #: window is full, so it fetches nothing, deaf or not).
         self.room_since: int | None = self.started_at
         self._stopping = threading.Event()
+        #: Set once the worker's shutdown has begun: its consumer takes nothing more, while
+        #: its running handlers may go on for long (a warm shutdown).
+        self._shutting_down = threading.Event()
 
     def start(self) -> None:
         """Consume the worker's own queue, then watch from a thread of its own."""
@@ -138,6 +152,12 @@ class Watch:
             self._delete_queues([self.name])
         except Exception:
             log.exception("could not delete this worker's queue %s", self.direct_queue)
+
+    def shutting_down(self) -> None:
+        """The worker's shutdown has begun (called in a signal handler: only a flag): no more
+        canaries nor deafness checks, and heartbeats that name no queue, so that /health
+        does not count it as a consumer while its running handlers finish."""
+        self._shutting_down.set()
 
     def received(self, queue: str, *, canary_sent_at: int | None = None) -> None:
         """Called by the consumer for every message it receives (from its routing key: the
@@ -195,27 +215,49 @@ class Watch:
 
     async def _beat(self, store: Store) -> bool:
         """One round: heartbeat, forget long-gone workers, check for deafness, send the
-        next canaries. True once the worker is found deaf and told to stop."""
+        next canaries (the last two not once the worker's shutdown has begun). True once
+        the worker is found deaf and told to stop."""
         now = now_ms()
         await store.heartbeat(self._heartbeat(now))
         await metrics.METRICS.flush(store)  # the main process's: canaries and recoveries
         forgotten = await store.forget_workers()
         if forgotten:
             self._delete_queues(forgotten)
+        if self._shutting_down.is_set():
+            return False
+        await self._subscribe_again_if_lost(store)
         deaf = self._deaf_queue(now, await store.workers())
-        if deaf is not None:
+        if deaf is not None and not self._shutting_down.is_set():
             self._stop_deaf(deaf, now)
             return True
         for queue in self.queues:
+            # While the prefetch window is full, the canary already waiting in a queue is
+            # enough: more would only pile up. With room, another goes out each round, so
+            # that a canary lost on the way (its queue deleted or Redis emptied under it)
+            # cannot make the worker seem deaf.
+            if queue in self.unanswered_since and self.room_since is None:
+                continue
             self.app.send_task(
                 CANARY_TASK, kwargs={"sender": self.name, "sent_at": now_ms()}, queue=queue
             )
             self.unanswered_since.setdefault(queue, now)
         return False
 
+    async def _subscribe_again_if_lost(self, store: Store) -> None:
+        """Register the handlers again where Redis no longer has them (it lost its data, or
+        `tidings unsubscribe` forgot a handler this worker still runs)."""
+        tx_keys = [sub.txKey for sub in subscriptions(self.settings.owner_list)]
+        if not tx_keys:
+            return
+        lost = await store.unsubscribed(tx_keys, self.settings.environment_list)
+        if lost:
+            log.warning("subscriptions lost in Redis (%s): subscribing again", ", ".join(lost))
+            await self._subscribe(store)
+
     def _heartbeat(self, now: int) -> models.WorkerBeat:
         queues = {}
-        for queue in self.queues:
+        # A worker shutting down consumes nothing any more.
+        for queue in [] if self._shutting_down.is_set() else self.queues:
             sent, received = self.last_canary.get(queue, (None, None))
             queues[queue] = models.QueueReceipts(
                 receivedAt=self.last_received.get(queue),

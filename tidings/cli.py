@@ -33,6 +33,9 @@ GRACEFUL_SHUTDOWN_SECONDS = 20
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 #: How `tidings dev` runs a worker: the Procfile's worker line, from the project folder.
 WORKER_ARGS = ["-A", "workers", "worker", "--without-mingle", "--without-gossip"]
+#: How long `tidings dev` lets its worker's running handlers finish (a warm shutdown) before
+#: it kills the worker, so as never to leave it running without the Redis it stops.
+DEV_WORKER_STOP_SECONDS = 30
 
 
 def with_store(action: Callable[[Store], Awaitable[T]], url: str | None = None) -> T:
@@ -118,6 +121,8 @@ def dev(port: int, worker: bool) -> None:
     settings = Settings()
     with redis_url(settings.redis_url, settings.data_dir) as url:
         secret = _dev_secret(url, Path(settings.data_dir) / "dev-secret")
+        # As `serve` does: events emitted before a worker is ready wait for its handlers.
+        _subscribe_handlers(settings.model_copy(update={"redis_url": url}))
         process = None
         if worker:
             command = [sys.executable, "-m", "celery", *WORKER_ARGS, "--loglevel=info"]
@@ -138,8 +143,20 @@ def dev(port: int, worker: bool) -> None:
             _serve_api(host="127.0.0.1", port=port)
         finally:
             if process is not None:
-                process.terminate()
-                process.wait(timeout=30)
+                _stop_worker(process)
+
+
+def _stop_worker(process: subprocess.Popen[bytes]) -> None:
+    """Stop `tidings dev`'s worker: warmly, or, once DEV_WORKER_STOP_SECONDS are over (or at
+    a second Ctrl+C), by SIGKILL (its pool processes die with it: Celery has them killed
+    when their parent dies); either way it has ended when this returns."""
+    process.terminate()
+    try:
+        process.wait(timeout=DEV_WORKER_STOP_SECONDS)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        click.echo(f"tidings: killing the worker (pid {process.pid}), its handlers unfinished")
+        process.kill()
+        process.wait()
 
 
 def _dev_secret(url: str, secret_file: Path) -> str:

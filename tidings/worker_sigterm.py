@@ -9,11 +9,16 @@ lapse before another worker runs it again).
 So a pool process that gets SIGTERM while a task runs waits a moment to see whether its main
 process has begun a warm shutdown. If so, the SIGTERM was the PaaS's: the task goes on, and
 the warm shutdown ends the process once it is done (a further SIGTERM ends it at once).
-Otherwise it ends as it always did: that is how Celery's cold shutdown cancels a task, and
-how anyone else stops a pool process. (Celery sets aside the SIGINT of a terminal's Ctrl+C
-in pool processes for the same reason.)
+Otherwise it ends as it always did: that is how anyone else stops a pool process. (Celery
+sets aside the SIGINT of a terminal's Ctrl+C in pool processes for the same reason.)
+
+A cold shutdown (SIGQUIT, or Ctrl+C twice) cancels running tasks with a SIGTERM to their pool
+processes, even after a warm shutdown has begun: then a pool process ends at once. Celery
+sends those SIGTERMs before its ``worker_shutting_down`` signal says "Cold", so the main
+process marks the cold shutdown from Celery's cold-shutdown signal handler itself.
 """
 
+import functools
 import logging
 import multiprocessing
 import os
@@ -31,9 +36,16 @@ log = logging.getLogger("tidings.worker_sigterm")
 WARM_SHUTDOWN_WAIT_SECONDS = 2.0
 POLL_SECONDS = 0.01
 
-#: Set by the main process when its warm shutdown begins; shared with the pool processes it
-#: forks, so it is made before them.
-_warm_shutdown: Any = None
+#: The main process's states, as it tells its pool processes.
+RUNNING, WARM_SHUTDOWN, COLD_SHUTDOWN = 0, 1, 2
+#: The name Celery gives its signal handlers that begin a cold shutdown.
+CELERY_COLD_HANDLER = "worker_Cold"
+#: Signals whose handler Celery may make a cold-shutdown one (SIGTERM: REMAP_SIGTERM).
+COLD_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM)
+
+#: The main process's state, set by it; shared with the pool processes it forks, so it is
+#: made before them.
+_shutdown: Any = None
 #: Whether this process is a pool process (tasks run apart from Celery's main process).
 _in_pool_process = False
 #: Celery's SIGTERM handler, while a task runs with this module's in its place.
@@ -42,8 +54,9 @@ _celery_handler: Any = None
 
 def let_running_handlers_finish() -> None:
     """Connect the receivers below; called in the worker's main process as its app is made."""
-    global _warm_shutdown
-    _warm_shutdown = multiprocessing.RawValue("b", 0)
+    global _shutdown
+    _shutdown = multiprocessing.RawValue("b", RUNNING)
+    signals.worker_ready.connect(_mark_cold_shutdowns, weak=False)
     signals.worker_shutting_down.connect(_main_process_stops, weak=False)
     signals.worker_process_init.connect(_pool_process_starts, weak=False)
     signals.task_prerun.connect(_task_starts, weak=False)
@@ -51,8 +64,25 @@ def let_running_handlers_finish() -> None:
 
 
 def _main_process_stops(how: str = "", **_: Any) -> None:
-    if how == "Warm":
-        _warm_shutdown.value = 1
+    if how == "Cold":
+        _shutdown.value = COLD_SHUTDOWN
+    elif how == "Warm" and _shutdown.value == RUNNING:
+        _shutdown.value = WARM_SHUTDOWN
+        _mark_cold_shutdowns()  # Celery has just made Ctrl+C a cold shutdown
+
+
+def _mark_cold_shutdowns(**_: Any) -> None:
+    """Have each of Celery's cold-shutdown signal handlers in the main process mark the cold
+    shutdown before it runs (and cancels the running tasks)."""
+    for sig in COLD_SIGNALS:
+        handler = signal.getsignal(sig)
+        if getattr(handler, "__name__", None) == CELERY_COLD_HANDLER:
+            signal.signal(sig, functools.partial(_cold_shutdown_begins, handler))
+
+
+def _cold_shutdown_begins(celery_handler: Any, signum: int, frame: FrameType | None) -> None:
+    _shutdown.value = COLD_SHUTDOWN
+    celery_handler(signum, frame)
 
 
 def _pool_process_starts(**_: Any) -> None:
@@ -75,9 +105,9 @@ def _task_ends(**_: Any) -> None:
 
 def _sigterm_while_running(signum: int, frame: FrameType | None) -> None:
     deadline = time.monotonic() + WARM_SHUTDOWN_WAIT_SECONDS
-    while not _warm_shutdown.value and time.monotonic() < deadline:
+    while _shutdown.value == RUNNING and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
-    if not _warm_shutdown.value:
+    if _shutdown.value != WARM_SHUTDOWN:  # anyone else's SIGTERM, or a cold shutdown
         _stop_now(signum, frame)
         return
     log.warning("warm shutdown: the running handler goes on until it ends")

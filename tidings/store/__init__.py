@@ -592,6 +592,20 @@ class Store:
             forgotten.append(env)
         return forgotten
 
+    async def unsubscribed(self, tx_keys: list[str], environments: list[str]) -> list[str]:
+        """Which of these handlers some environment lacks (say, Redis lost its data), as
+        ``env/txKey``: one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for env in environments:
+                pipe.hmget(keys.subscribed(env), tx_keys)
+            found = await pipe.execute()
+        return [
+            f"{env}/{tx_key}"
+            for env, event_names in zip(environments, found, strict=True)
+            for tx_key, event_name in zip(tx_keys, event_names, strict=True)
+            if event_name is None
+        ]
+
     async def subscribed(self, env: str) -> list[tuple[models.Subscription, int]]:
         """Every handler subscribed in an environment, with when it was first registered."""
         event_names: dict[str, str] = await self.redis.hgetall(keys.subscribed(env))
