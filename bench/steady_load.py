@@ -1,0 +1,217 @@
+"""Steady load: does tidings keep up with single POST /emit at a fixed rate?
+
+The API (``tidings serve``, one process) and one worker (``celery -A workers worker -c 2``,
+prefork) on an embedded redis-server without persistence, all on this machine with the load
+generator. The handler (``bench.work`` in bench/bench_handlers.py) takes 2 ms, sleeping as one
+waiting on I/O would. The load is open-loop: --rate POST /emit a second, each one event, sent
+on a fixed schedule over up to CONNECTIONS keep-alive connections (a plain asyncio HTTP/1.1
+client, so that the load generator itself costs little CPU); an answer other than 200 stops
+the run.
+
+Every second it samples the backlog: events answered 200 by /emit whose transaction has not
+finished yet (Redis' index of finished ``work`` transactions, one ZCARD). It prints the
+backlog's maximum and 95th percentile over the run, the rate handled against the rate
+offered, how long the backlog took to drain after the load stopped, and the CPU each part
+used. The worker also counts the messages it received, so that the table shows how many
+events a message carried. Run it from the repository root::
+
+    .venv/bin/python bench/steady_load.py [--rate 300] [--seconds 180] [--work-ms 2]
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import socket
+import statistics
+import sys
+import time
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from harness import WORKER_ARGS, Harness, cpu_seconds, cpu_split, wait_until
+
+from tidings.store.keys import Scope
+
+FINISHED_WORK = Scope("default", "test").tx_index("finished", "work", "*")
+#: How many keep-alive connections the load generator may have open at once.
+CONNECTIONS = 32
+#: The worker's counts of messages and rows received (bench/bench_handlers.py).
+MESSAGES_KEY, ROWS_KEY = "bench:messages", "bench:rows"
+#: How long the backlog may take to drain after the load, before the run gives up.
+DRAIN_TIMEOUT = 600
+
+
+class Load:
+    """An open-loop HTTP/1.1 load: ``rate`` POST /emit a second on a fixed schedule."""
+
+    def __init__(self, port: int, secret: str) -> None:
+        self.port = port
+        self.request = (
+            "POST /emit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"X-Buildable-Secret: {secret}\r\nContent-Length: {{length}}\r\n\r\n{{body}}"
+        )
+        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+            asyncio.Queue()
+        )
+        self.opened = 0
+        self.answered = 0
+        #: How late sends went out, against their schedule (s): the generator keeping up.
+        self.late: list[float] = []
+
+    async def connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.idle.empty() and self.opened < CONNECTIONS:
+            self.opened += 1
+            return await asyncio.open_connection("127.0.0.1", self.port)
+        return await self.idle.get()
+
+    async def emit(self, i: int) -> None:
+        reader, writer = await self.connection()
+        body = json.dumps({"event": "bench.work", "payload": {"i": i}})
+        writer.write(self.request.format(length=len(body), body=body).encode())
+        status = await reader.readline()
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        answer = await reader.readexactly(length)
+        if not status.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"POST /emit answered {status!r}: {answer!r}")
+        self.answered += 1
+        self.idle.put_nowait((reader, writer))
+
+    async def run(self, rate: float, seconds: float) -> None:
+        n = int(rate * seconds)
+        sends: set[asyncio.Task[None]] = set()
+        start = time.monotonic()
+        for i in range(n):
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            self.late.append(time.monotonic() - due)
+            task = asyncio.create_task(self.emit(i))
+            sends.add(task)
+            task.add_done_callback(sends.discard)
+            for done in [t for t in sends if t.done() and t.exception()]:
+                raise done.exception()  # type: ignore[misc]
+        await asyncio.gather(*sends)
+
+    def close(self) -> None:
+        while not self.idle.empty():
+            self.idle.get_nowait()[1].close()
+
+
+def cpu(api: int, worker: int, rdb: redis.Redis) -> dict[str, float]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    main, pool = cpu_split(worker)
+    server = rdb.info("cpu")
+    return {
+        "load": usage.ru_utime + usage.ru_stime,
+        "api": cpu_seconds(api),
+        "main": main,
+        "pool": pool,
+        "redis": server["used_cpu_user"] + server["used_cpu_sys"],
+    }
+
+
+async def measure(url: str, port: int, secret: str, args: argparse.Namespace) -> dict[str, Any]:
+    rdb = aioredis.Redis.from_url(url)
+    load = Load(port, secret)
+    samples: list[int] = []
+
+    async def sample() -> None:
+        while True:
+            await asyncio.sleep(1)
+            samples.append(load.answered - await rdb.zcard(FINISHED_WORK))
+
+    sampler = asyncio.create_task(sample())
+    started = time.monotonic()
+    try:
+        await load.run(args.rate, args.seconds)
+    finally:
+        sampler.cancel()
+        load.close()
+    loaded = time.monotonic() - started
+    finished_in_load = await rdb.zcard(FINISHED_WORK)
+    while await rdb.zcard(FINISHED_WORK) < load.answered:
+        if time.monotonic() - started - loaded > DRAIN_TIMEOUT:
+            raise RuntimeError("the backlog did not drain")
+        await asyncio.sleep(0.05)
+    drained = time.monotonic() - started - loaded
+    await rdb.aclose()
+    return {
+        "answered": load.answered,
+        "loaded": loaded,
+        "handled_rate": finished_in_load / loaded,
+        "samples": samples,
+        "drained": drained,
+        "late": load.late,
+    }
+
+
+def secret_for(base: str) -> str:
+    import httpx
+
+    key = {"name": "bench", "env": "test"}
+    answer = httpx.post(f"{base}/admin/keys", json=key, headers={"Authorization": "Bearer b"})
+    return str(answer.raise_for_status().json()["secret"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rate", type=float, default=300, help="POST /emit a second")
+    parser.add_argument("--seconds", type=float, default=180, help="how long the load lasts")
+    parser.add_argument("--work-ms", type=float, default=2, help="the handler's time, in ms")
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    with Harness() as h:
+        api, base = h.serve(
+            "serve",
+            [sys.executable, "-m", "tidings.cli", "serve", "--port", "{port}"],
+            TIDINGS_ADMIN_TOKEN="b",
+        )
+        worker = h.start(
+            "worker",
+            [sys.executable, "-m", "celery", "-A", "workers", "worker", *WORKER_ARGS],
+            TIDINGS_HANDLERS="bench_handlers",
+            BENCH_WORK_SECONDS=str(args.work_ms / 1000),
+            BENCH_COUNT_MESSAGES="1",
+        )
+        rdb = redis.Redis.from_url(h.redis_url)
+        name = f"{socket.gethostname()}:{worker}"
+        wait_until(lambda: rdb.zscore("tidings:workers", name) is not None, 30, "worker")
+        secret = secret_for(base)
+        port = int(base.rsplit(":", 1)[1])
+        before = cpu(api, worker, rdb)
+        r = asyncio.run(measure(h.redis_url, port, secret, args))
+        after = cpu(api, worker, rdb)
+        h.stop(worker)  # it writes its message counts as it shuts down
+        messages, rows = [int(x or 0) for x in rdb.mget(MESSAGES_KEY, ROWS_KEY)]
+        rdb.close()
+    used = {part: (after[part] - before[part]) * 1e6 / r["answered"] for part in after}
+    backlog = r["samples"]
+    p95 = statistics.quantiles(backlog, n=20)[18] if len(backlog) > 1 else backlog[0]
+    late = statistics.quantiles(r["late"], n=100)[98] * 1000
+    after_load = os.getloadavg()[0]
+    print(f"{os.cpu_count()} CPUs; load average {load_before:.1f} before, {after_load:.1f} after")
+    print(
+        f"\nSteady load: {args.rate:g} POST /emit a second for {args.seconds:g} s, handler "
+        f"{args.work_ms:g} ms, one worker {' '.join(WORKER_ARGS)}"
+    )
+    print(f"offered   {args.rate:>8.1f} events/s   (sends p99 {late:.1f} ms behind schedule)")
+    print(f"answered  {r['answered'] / r['loaded']:>8.1f} events/s   ({r['answered']:,} events)")
+    print(f"handled   {r['handled_rate']:>8.1f} events/s   (finished while the load lasted)")
+    print(
+        f"backlog   max {max(backlog):,}  p95 {p95:,.0f}  last {backlog[-1]:,}  "
+        f"(events answered, not yet finished; sampled every second, {len(backlog)} samples)"
+    )
+    print(f"drained   {r['drained']:.1f} s after the load stopped")
+    print(f"messages  {messages:,}, {rows / max(messages, 1):.2f} events each")
+    print("CPU µs per event: " + ", ".join(f"{part} {v:.0f}" for part, v in used.items()))
+    print("(load: this process; main/pool: the worker's main process and pool processes)")
+
+
+if __name__ == "__main__":
+    main()
