@@ -103,6 +103,14 @@ def steps(marks: dict[str, dict[str, int]]) -> dict[str, list[float]]:
     return out
 
 
+def message_sizes(marks: dict[str, dict[str, int]]) -> list[int]:
+    """How many of the events each message carried (those a pool process began together)."""
+    sizes: dict[int, int] = {}
+    for ns in marks["pool"].values():
+        sizes[ns] = sizes.get(ns, 0) + 1
+    return list(sizes.values())
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     q = statistics.quantiles(values, n=100)
     return {"p50": q[49], "p90": q[89], "p99": q[98], "max": max(values)}
@@ -118,6 +126,11 @@ def print_steps(marks: dict[str, dict[str, int]]) -> None:
             continue
         p = percentiles(values)
         print(f"{name:<26}" + "".join(f"{p[q]:>8.2f}" for q in ("p50", "p90", "p99", "max")))
+    sizes = message_sizes(marks)
+    print(
+        f"{len(sizes):,} messages, {statistics.mean(sizes):.2f} events each on average, "
+        f"at most {max(sizes)}"
+    )
 
 
 def row_keys(rows: Any) -> list[str]:

@@ -40,7 +40,7 @@ CELERY_SETTINGS = {
     "task_ignore_result": True,
     "task_serializer": "json",
     "accept_content": ["json"],
-    "worker_prefetch_multiplier": 4,
+    "worker_prefetch_multiplier": 1,
     "broker_connection_retry_on_startup": True,
     "worker_hijack_root_logger": False,
 }
