@@ -61,7 +61,7 @@ async def setup(url: str) -> str:
     store = Store.from_url(url, ttl_seconds=30 * 24 * 3600)
     created = await store.create_key("bench", "test")
     noop = models.Subscription(txKey="noop", eventName="bench.noop", queue="tidings")
-    await store.subscribe([noop], ["test"], worker="bench")
+    await store.subscribe([noop], ["test"])
     await store.close()
     return created.secret or ""
 

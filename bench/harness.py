@@ -95,9 +95,10 @@ class Harness:
 
         def healthy() -> bool:
             self.check(pid, name)
-            try:
-                return httpx.get(f"{base}/health").status_code == 200
-            except httpx.TransportError:
+            try:  # 503 with Redis up: its queues have no worker yet (they start next)
+                answer = httpx.get(f"{base}/health")
+                return answer.status_code == 200 or answer.json().get("redis") == "ok"
+            except (httpx.TransportError, ValueError):
                 return False
 
         wait_until(healthy, 30, name)

@@ -79,10 +79,20 @@ def headers(secret: str) -> dict[str, str]:
 
 
 @contextmanager
-def serving(redis_url: str, log_path: Path) -> Iterator[str]:
-    """`tidings serve` as a real process on a free port, stopped by PID; its base URL."""
+def serving(redis_url: str, log_path: Path, **env: str) -> Iterator[str]:
+    """`tidings serve` as a real process on a free port, stopped by PID; its base URL.
+
+    It registers no handlers (an API that does not share the workers' code) unless ``env``
+    sets TIDINGS_HANDLERS.
+    """
     port = free_port()
-    env = {**os.environ, "REDIS_URL": redis_url, "TIDINGS_ADMIN_TOKEN": "admin-secret"}
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "TIDINGS_ADMIN_TOKEN": "admin-secret",
+        "TIDINGS_HANDLERS": "",
+        **env,
+    }
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "tidings.cli", "serve", "--port", str(port)],
@@ -115,7 +125,9 @@ def new_secret(api: TestClient) -> Callable[..., str]:
 
 
 def db_snapshot(client: redis.Redis) -> dict[str, object]:
-    """Every key in the database with its value, to show a request wrote nothing."""
+    """Every key in the database with its value, to show a request wrote nothing. Metrics
+    are left out: every process adds its counts to Redis every few seconds, whatever the
+    request did."""
     readers = {
         "string": client.get,
         "hash": client.hgetall,
@@ -123,7 +135,11 @@ def db_snapshot(client: redis.Redis) -> dict[str, object]:
         "zset": lambda key: client.zrange(key, 0, -1, withscores=True),
         "list": lambda key: client.lrange(key, 0, -1),
     }
-    return {key: readers[client.type(key)](key) for key in sorted(client.scan_iter())}
+    return {
+        key: readers[client.type(key)](key)
+        for key in sorted(client.scan_iter())
+        if not key.startswith("tidings:metric:")
+    }
 
 
 @pytest.fixture
@@ -145,12 +161,14 @@ def module_live_server(redis_url: str, tmp_path_factory: pytest.TempPathFactory)
 def wait_until_healthy(
     base_url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 20
 ) -> None:
+    """Until it answers /health with Redis reachable (503 too: its queues may have no worker
+    yet)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(f"{base_url}/health").status_code == 200:
+            if httpx.get(f"{base_url}/health").json().get("redis") == "ok":
                 return
-        except httpx.TransportError:
+        except (httpx.TransportError, ValueError):  # not up yet
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()

@@ -373,7 +373,7 @@ def test_secret_header_name_is_case_insensitive(api: TestClient, secret: str, na
 def test_health_needs_no_secret_and_reports_redis(api: TestClient) -> None:
     answer = api.get("/health")
     assert answer.status_code == 200
-    assert answer.json() == {"status": "ok", "redis": "ok"}
+    assert answer.json() == {"status": "ok", "redis": "ok", "queues": []}
 
 
 def test_health_answers_503_when_redis_is_unreachable(api_with: Callable[..., TestClient]) -> None:
@@ -1010,7 +1010,7 @@ def subscribe(redis_url: str, event_name: str, *tx_keys: str) -> None:
         store = Store.from_url(redis_url, ttl_seconds=60)
         try:
             subs = [Subscription(txKey=t, eventName=event_name, queue="q") for t in tx_keys]
-            await store.subscribe(subs, ["test"], worker="test-worker")
+            await store.subscribe(subs, ["test"])
         finally:
             await store.close()
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -130,7 +131,7 @@ def test_unsubscribe_forgets_a_handler_and_says_so(cli: Cli, settings: Settings)
     async def subscribe() -> None:
         store = Store.from_settings(settings)
         sub = models.Subscription(txKey="ship", eventName="order.paid", queue="tidings")
-        await store.subscribe([sub], ["live"], worker="w")
+        await store.subscribe([sub], ["live"])
         await store.close()
 
     asyncio.run(subscribe())
@@ -138,3 +139,42 @@ def test_unsubscribe_forgets_a_handler_and_says_so(cli: Cli, settings: Settings)
     again = cli("unsubscribe", "ship")
     assert again.returncode != 0
     assert "no handler 'ship' is subscribed" in again.stderr
+
+
+def run_in(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command line in ``folder``, with no REDIS_URL: on the embedded Redis, if any."""
+    unset = {"REDIS_URL", "TIDINGS_REDIS_URL", "TIDINGS_DATA_DIR"}
+    env = {name: value for name, value in os.environ.items() if name not in unset}
+    command = [sys.executable, "-m", "tidings.cli", *args]
+    return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["keys", "list"],
+        ["keys", "create", "--name", "billing", "--env", "test"],
+        ["keys", "revoke", "billing", "--env", "test"],
+        ["unsubscribe", "ship"],
+        ["rerun", "--failed", "--tx-key", "ship", "--env", "test"],
+    ],
+    ids=lambda args: " ".join(args[:2]),
+)
+def test_outside_a_project_folder_a_command_names_the_data_folder_and_makes_nothing(
+    tmp_path: Path, args: list[str]
+) -> None:
+    done = run_in(tmp_path, *args)
+    assert done.returncode == 1 and done.stdout == ""
+    assert f"its data folder would be {tmp_path.resolve() / '.tidings'}" in done.stderr
+    assert "set REDIS_URL" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_in_a_project_folder_a_command_uses_its_embedded_redis(tmp_path: Path) -> None:
+    (tmp_path / ".tidings").mkdir()  # as `tidings dev` or `tidings serve` leaves it
+    created = run_in(tmp_path, "keys", "create", "--name", "billing", "--env", "live")
+    assert created.returncode == 0, created.stderr
+    listed = run_in(tmp_path, "keys", "list")  # another embedded Redis, on the same data
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == ["default/live/billing\tactive"]
+    assert any((tmp_path / ".tidings" / "redis").glob("appendonly*"))  # its data is there

@@ -9,4 +9,8 @@ def test_emit_then_query(api, headers):
 def test_live_server_health(live_server):
     import httpx
 
-    assert httpx.get(f"{live_server}/health").json() == {"status": "ok", "redis": "ok"}
+    assert httpx.get(f"{live_server}/health").json() == {
+        "status": "ok",
+        "redis": "ok",
+        "queues": [],
+    }

@@ -55,7 +55,7 @@ def test_recovery_of_one_environment_is_not_hidden_by_another_backlog(settings: 
         store = Store(Store.from_settings(settings).redis, ttl_seconds=3600, grace_ms=0)
         try:
             sub = models.Subscription(txKey="ship", eventName="order.paid", queue="tidings")
-            await store.subscribe([sub], ["test", "live"], worker="w")
+            await store.subscribe([sub], ["test", "live"])
             await emit_paid(store, count=5)  # no test worker runs: these wait
             [live] = await emit_paid(store, Scope("default", "live"))
             found = await store.recover(["live"], lease_ms=60_000, limit=2)
@@ -72,7 +72,7 @@ def test_a_lapsed_lease_handed_out_by_recovery_is_claimed_again(settings: Settin
         store = Store.from_settings(settings)
         try:
             sub = models.Subscription(txKey="ship", eventName="order.paid", queue="tidings")
-            await store.subscribe([sub], ["test"], worker="w")
+            await store.subscribe([sub], ["test"])
             [event] = await emit_paid(store)
             item = WorkItem(SCOPE.owner, SCOPE.env, event.key, "ship")
             assert await store.claim(item, actor="dead-worker", lease_ms=1) is not None
@@ -138,7 +138,7 @@ def test_an_unsubscribed_handler_is_no_longer_expected(settings: Settings) -> No
         store = Store.from_settings(settings)
         try:
             sub = models.Subscription(txKey="ship", eventName="order.paid", queue="tidings")
-            await store.subscribe([sub], ["test", "live"], worker="w")
+            await store.subscribe([sub], ["test", "live"])
             before = await emit_paid(store)
             forgotten = await store.unsubscribe("ship", ["test", "live"])
             after = await emit_paid(store)

@@ -12,8 +12,8 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from tidings.models import Subscription
-from tidings.store import Store, WorkItem
+from tidings.models import Subscription, WorkerBeat
+from tidings.store import Store, WorkItem, now_ms
 
 XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 
@@ -58,10 +58,25 @@ def run(action: Callable[[Store], Any], redis_url: str) -> Any:
     return asyncio.run(go())
 
 
-def subscribe(redis_url: str, event_name: str, tx_key: str) -> None:
-    """Registers a handler in the test environment, as a worker does."""
+def subscribe(redis_url: str, event_name: str, tx_key: str, worker: str = "w1") -> None:
+    """Registers a handler in the test environment, and a worker's heartbeat, as it does."""
     sub = Subscription(txKey=tx_key, eventName=event_name, queue="tidings-test")
-    run(lambda store: store.subscribe([sub], ["test"], worker="w1"), redis_url)
+    run(lambda store: store.subscribe([sub], ["test"]), redis_url)
+    run(lambda store: store.heartbeat(heartbeat(worker, [tx_key], now_ms())), redis_url)
+
+
+def heartbeat(worker: str, tx_keys: list[str], at: int) -> WorkerBeat:
+    return WorkerBeat(
+        name=worker,
+        startedAt=at,
+        lastSeen=at,
+        heartbeatMs=2000,
+        environments=["test"],
+        owners=None,
+        handlers=tx_keys,
+        queues={},
+        directQueue=f"tidings.worker.{worker}",
+    )
 
 
 class Shop:
@@ -470,6 +485,22 @@ def test_the_handlers_view(browser: TestClient, csrf: str, shop: Shop, redis_url
     ]
     assert f"/ui/events/{waiting}" in row
     assert "/ui/rerun?eventName=order.paid" in row
+
+
+def test_the_handlers_view_tells_live_workers_from_gone_ones_and_unserved_handlers(
+    browser: TestClient, csrf: str, shop: Shop, redis_url: str
+) -> None:
+    subscribe(redis_url, "order.paid", "ship", worker="live-worker")
+    subscribe(redis_url, "order.paid", "audit", worker="gone-worker")
+    long_ago = now_ms() - 60_000  # 30 heartbeats missed
+    run(lambda store: store.heartbeat(heartbeat("gone-worker", ["audit"], long_ago)), redis_url)
+    shop.emit("order.paid")
+    page = browser.get("/ui/handlers").text
+    ship = page.split('data-tx-key="ship"')[1].split("</tr>")[0]
+    audit = page.split('data-tx-key="audit"')[1].split("</tr>")[0]
+    assert "live-worker" in ship and "gone" not in ship and "No live worker" not in ship
+    assert "No live worker runs it: its waiting events wait for one" in audit
+    assert re.search(r"gone-worker</span> gone, last seen 1 min ago", audit)
 
 
 def test_static_files_are_served_and_nothing_else(browser: TestClient) -> None:

@@ -50,14 +50,19 @@ class Worker:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        name = f"{socket.gethostname()}:{self.process.pid}"
         client = redis.Redis.from_url(self.redis_url)
         deadline = time.monotonic() + 30
-        while client.zscore("tidings:workers", name) is None:  # subscribed: ready
+        while client.zscore("tidings:workers", self.name) is None:  # subscribed: ready
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"worker did not start:\n{self.log_path.read_text()}")
             time.sleep(0.05)
         return self
+
+    @property
+    def name(self) -> str:
+        """As it names itself in its heartbeats and transactions' history."""
+        assert self.process is not None
+        return f"{socket.gethostname()}:{self.process.pid}"
 
     def _signal(self, sig: signal.Signals) -> None:
         assert self.process is not None

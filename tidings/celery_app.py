@@ -2,13 +2,12 @@
 
 ``tidings.run`` carries a batch of transactions (one broker message for many events) and
 runs each through ``tidings.worker.Runner``; a retry is a new single-item message with a
-countdown. Each worker's main process registers its handlers' subscriptions in Redis at
-start-up and then, every few seconds, hands out again what recovery finds.
+countdown. Each worker's main process hands out again, every few seconds, what recovery
+finds; ``tidings.canary`` subscribes its handlers and keeps its heartbeat and canaries.
 """
 
 import asyncio
 import base64
-import importlib
 import json
 import logging
 import os
@@ -23,10 +22,12 @@ from typing import Any
 from celery import Celery, signals
 from kombu.entity import Queue
 
-from tidings.handlers import REGISTRY
+from tidings import canary
+from tidings.handlers import REGISTRY, discover
 from tidings.settings import Settings
 from tidings.store import Store, WorkItem
 from tidings.worker import Runner
+from tidings.worker_sigterm import let_running_handlers_finish
 
 log = logging.getLogger("tidings.worker")
 
@@ -184,8 +185,7 @@ def create_celery(settings: Settings | None = None, *, import_handlers: bool = T
     app = Celery("tidings", broker=settings.broker, set_as_current=False)
     app.conf.update(CELERY_SETTINGS)
     if import_handlers:
-        for module in settings.handler_modules:
-            importlib.import_module(module)
+        discover(settings.handler_modules)
         queues = {
             queue_name(h.queue, env) for h in REGISTRY.values() for env in settings.environment_list
         }
@@ -198,6 +198,10 @@ def create_celery(settings: Settings | None = None, *, import_handlers: bool = T
 
     if import_handlers:
         _start_worker_duties(app, settings)
+        canary.install(
+            app, settings, lambda items: publish(app, items, batch=settings.dispatch_batch)
+        )
+        let_running_handlers_finish()  # through a PaaS's SIGTERM to every process
     return app
 
 
@@ -223,40 +227,14 @@ async def _run_batch(runner: Runner, rows: list[list[Any]]) -> None:
 
 
 def _start_worker_duties(app: Celery, settings: Settings) -> None:
-    """Subscribe at start-up, then recover every few seconds, from the worker's main process."""
+    """Recover every few seconds, from the worker's main process."""
     stop = threading.Event()
-
-    worker = f"{socket.gethostname()}:{os.getpid()}"
-
-    async def subscribe_and_backfill(store: Store) -> None:
-        subscriptions = [
-            h.subscription.model_copy(update={"owners": settings.owner_list})
-            for h in REGISTRY.values()
-        ]
-        await store.subscribe(subscriptions, settings.environment_list, worker=worker)
-        for sub in subscriptions:
-            if sub.since is None:
-                continue
-            handler = REGISTRY[sub.txKey]
-            for scope in await store.scopes():
-                if scope.env in settings.environment_list and sub.serves(scope.owner):
-                    keys = await store.backfill(scope, sub, sub.since)
-                    items = [
-                        (WorkItem(scope.owner, scope.env, k, handler.tx_key), handler.queue)
-                        for k in keys
-                    ]
-                    publish(app, items, batch=settings.dispatch_batch)
 
     async def duties() -> None:
         store = Store.from_settings(settings)
-        subscribed = False
         try:
             while not stop.is_set():
                 try:  # a round that fails (Redis or the broker away) is tried again
-                    if not subscribed:
-                        await subscribe_and_backfill(store)
-                        subscribed = True
-                    await store.heartbeat(worker, list(REGISTRY))
                     items = await store.recover(
                         settings.environment_list, lease_ms=settings.lease_ms
                     )

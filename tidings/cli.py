@@ -1,26 +1,36 @@
-"""The command line: ``tidings serve``, ``tidings dev`` and ``tidings keys ...``."""
+"""The command line: ``tidings serve``, ``subscribe``, ``dev``, ``keys ...`` and more."""
 
 import asyncio
+import contextlib
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import uvicorn
+from redis.exceptions import RedisError
 
 from tidings import models
 from tidings.celery_app import create_celery, publish
 from tidings.errors import TidingsError
-from tidings.redis_server import redis_url
+from tidings.handlers import Handler, discover, subscriptions
+from tidings.redis_server import NoDataFolder, redis_url
 from tidings.settings import Settings
 from tidings.store import Store, WorkItem
 from tidings.store.keys import Scope
 
 T = TypeVar("T")
 ENVIRONMENTS = click.Choice(["test", "live"])
+#: After SIGTERM, how long `tidings serve` lets in-flight requests run before it cancels them,
+#: runs the app's shutdown (publishing what the dispatcher holds) and exits: well within the
+#: 30 s a PaaS such as Heroku gives a process before SIGKILL.
+GRACEFUL_SHUTDOWN_SECONDS = 20
+#: What a PaaS (SIGTERM) or a terminal (SIGINT) stops `tidings serve` and `tidings dev` with.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 #: How `tidings dev` runs a worker: the Procfile's worker line, from the project folder.
 WORKER_ARGS = ["-A", "workers", "worker", "--without-mingle", "--without-gossip"]
 
@@ -36,11 +46,23 @@ def with_store(action: Callable[[Store], Awaitable[T]], url: str | None = None) 
         finally:
             await store.close()
 
-    with redis_url(url or settings.redis_url, settings.data_dir) as resolved:
+    with _command_redis(settings, url) as resolved:
         try:
             return asyncio.run(run(resolved))
         except TidingsError as exc:
             raise click.ClickException(exc.message) from None
+
+
+@contextlib.contextmanager
+def _command_redis(settings: Settings, url: str | None = None) -> Iterator[str]:
+    """The Redis of a command other than `serve` and `dev`: ``url``, REDIS_URL or the
+    project's embedded one; outside a project folder (no data folder) it says so and makes
+    nothing."""
+    try:
+        with redis_url(url or settings.redis_url, settings.data_dir, create=False) as resolved:
+            yield resolved
+    except NoDataFolder as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group()
@@ -57,8 +79,34 @@ def main() -> None:
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the Event API (on an embedded Redis if REDIS_URL is unset)."""
     settings = Settings()
-    with redis_url(settings.redis_url, settings.data_dir):
-        uvicorn.run("tidings.api:create_app", factory=True, host=host, port=port, workers=workers)
+    with redis_url(settings.redis_url, settings.data_dir) as url:
+        _subscribe_handlers(settings.model_copy(update={"redis_url": url}))
+        _serve_api(host=host, port=port, workers=workers)
+
+
+def _serve_api(**options: Any) -> None:
+    """Serve the API with uvicorn until SIGTERM or SIGINT, then return.
+
+    uvicorn stops gracefully on either signal (in-flight requests answered, then the app's
+    shutdown), and then raises it again for whoever handled it before. By default that would
+    kill this process there, with exit code 143 and before an embedded Redis is stopped;
+    here it ends the command normally instead, its clean-up done.
+    """
+    previous = {sig: signal.signal(sig, _exit_cleanly) for sig in STOP_SIGNALS}
+    try:
+        uvicorn.run(
+            "tidings.api:create_app",
+            factory=True,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            **options,
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 @main.command()
@@ -87,7 +135,7 @@ def dev(port: int, worker: bool) -> None:
         )
         click.echo(f"or in the dashboard: http://127.0.0.1:{port}/ui, signed in with that key\n")
         try:
-            uvicorn.run("tidings.api:create_app", factory=True, host="127.0.0.1", port=port)
+            _serve_api(host="127.0.0.1", port=port)
         finally:
             if process is not None:
                 process.terminate()
@@ -186,7 +234,7 @@ def rerun(
         def action(store: Store) -> Awaitable[list[tuple[WorkItem, str]]]:
             return store.rerun(scope, str(key), tx_key, actor="cli", lease_ms=settings.lease_ms)
 
-    with redis_url(settings.redis_url, settings.data_dir) as url:
+    with _command_redis(settings) as url:
         items = with_store(action, url)
         celery = create_celery(
             settings.model_copy(update={"redis_url": url}), import_handlers=False
@@ -208,6 +256,53 @@ def unsubscribe(tx_key: str, envs: tuple[str, ...]) -> None:
     if not forgotten:
         raise click.ClickException(f"no handler {tx_key!r} is subscribed in {environments}")
     click.echo(f"{tx_key} unsubscribed in {', '.join(forgotten)}")
+
+
+@main.command()
+def subscribe() -> None:
+    """Register the handlers of TIDINGS_HANDLERS, as `tidings serve` and workers do when they
+    start: events emitted from now on wait for them, whichever process starts first (run it
+    in a Procfile's release phase)."""
+    settings = Settings()
+    with _command_redis(settings) as url:
+        handlers = _subscribe_handlers(settings.model_copy(update={"redis_url": url}))
+    for handler in handlers:
+        click.echo(f"{handler.tx_key}\t{handler.event_name}\t{handler.queue}")
+
+
+def _subscribe_handlers(settings: Settings) -> list[Handler]:
+    """Import TIDINGS_HANDLERS from the current folder (as `celery -A` does), register their
+    subscriptions, and hand the events they must catch up on to the workers."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        handlers = discover(settings.handler_modules)
+    except ModuleNotFoundError as exc:
+        if "handlers" not in settings.model_fields_set and exc.name == settings.handlers:
+            # The default, in a folder without a handlers package: an API of its own.
+            click.echo(f"tidings: no {exc.name!r} package here: no handlers registered", err=True)
+            return []
+        raise click.ClickException(
+            f"TIDINGS_HANDLERS={settings.handlers!r}: {exc}. Run this from the project's "
+            "folder, or set TIDINGS_HANDLERS= (empty) to register no handlers."
+        ) from None
+    subs = subscriptions(settings.owner_list)
+    try:
+        items = with_store(
+            lambda store: store.subscribe(subs, settings.environment_list), settings.redis_url
+        )
+    except RedisError as exc:
+        raise click.ClickException(f"could not register the handlers in Redis: {exc}") from None
+    if items:
+        publish(
+            create_celery(settings, import_handlers=False), items, batch=settings.dispatch_batch
+        )
+    click.echo(
+        f"tidings: {len(handlers)} handler(s) subscribed in {', '.join(settings.environment_list)}"
+        f"; {len(items)} waiting transaction(s) handed to the workers",
+        err=True,
+    )
+    return handlers
 
 
 def _validated(model: type[models.Request], **fields: Any) -> Any:

@@ -1,5 +1,6 @@
 """A Python client for the Event API; every method raises ``TidingsError`` on an error answer."""
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,6 +10,11 @@ from tidings import models
 from tidings.errors import TidingsError
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+#: How long `Client.wait` waits by default, in seconds.
+DEFAULT_WAIT_SECONDS = 30.0
+#: `Client.wait` asks again after this many seconds, doubling up to the longest.
+FIRST_POLL_SECONDS = 0.05
+LONGEST_POLL_SECONDS = 1.0
 
 
 class Client:
@@ -97,6 +103,28 @@ class Client:
 
     def get_event(self, key: str) -> models.EventWithTransactions:
         return models.EventWithTransactions.model_validate(self._call("GET", f"/events/{key}"))
+
+    def wait(self, key: str, timeout: float = DEFAULT_WAIT_SECONDS) -> models.EventWithTransactions:
+        """The event once its transactions have ended: none processing, and no subscribed
+        handler still to start on it. Raises TimeoutError if that takes over `timeout` s."""
+        deadline = time.monotonic() + timeout
+        pause = FIRST_POLL_SECONDS
+        while True:
+            event = self.get_event(key)
+            running = [tx.txKey for tx in event.transactions if tx.state == "processing"]
+            if not running and not event.processing.hasFutureTransactions:
+                return event
+            left = deadline - time.monotonic()
+            if left <= 0:
+                waiting = [f"processing: {', '.join(running)}"] if running else []
+                if event.processing.hasFutureTransactions:
+                    waiting.append("a subscribed handler has not ended a transaction on it")
+                raise TimeoutError(
+                    f"event {key}: its transactions had not ended after {timeout:g} s "
+                    f"({'; '.join(waiting)})"
+                )
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, LONGEST_POLL_SECONDS)
 
     def update(self, key: str, event_name: str, tx_key: str, state: str) -> models.Event:
         body = {"key": key, "eventName": event_name, "txKey": tx_key, "txState": state}

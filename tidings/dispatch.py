@@ -33,7 +33,7 @@ log = logging.getLogger("tidings.dispatch")
 #: How long the dispatcher gathers events before a publish while the workers are behind.
 BACKLOG_LINGER_SECONDS = 0.01
 #: Broker URL schemes published to straight from the event loop.
-REDIS_SCHEMES = ("redis://", "unix://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 Items = list[tuple[WorkItem, str]]
 

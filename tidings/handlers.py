@@ -8,8 +8,10 @@ Each decorated function subscribes to an event name; every run of it on an event
 transaction, keyed by its ``tx_key``.
 """
 
+import importlib
 import inspect
-from collections.abc import Callable
+import pkgutil
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar, get_args, get_origin, get_type_hints
@@ -108,7 +110,8 @@ def handler(
     max_retries, backoff: retries after an exception, waiting backoff * 2**n seconds
         (with jitter, at most 5 minutes).
     since: also act on events emitted since then, before the handler existed (epoch ms or
-        a datetime).
+        a datetime). By default it acts on every event emitted since any process (a worker,
+        `tidings serve`, `tidings subscribe`) first registered it.
     queue: the Celery queue its runs go to (suffixed with the environment).
     """
 
@@ -166,3 +169,21 @@ def _payload_model(fn: Callable[..., Any]) -> Any:
         if payload_type is not Any:
             return payload_type
     return None
+
+
+def discover(modules: Iterable[str]) -> list[Handler]:
+    """Import the named modules and, for a package, every module under it (as Celery's
+    autodiscovery does), so that a new module in a handlers package needs no import in its
+    ``__init__``; answers every handler known afterwards. An import error propagates."""
+    for name in modules:
+        module = importlib.import_module(name)
+        path = getattr(module, "__path__", None)
+        if path is not None:
+            for found in pkgutil.walk_packages(path, prefix=f"{module.__name__}."):
+                importlib.import_module(found.name)
+    return list(REGISTRY.values())
+
+
+def subscriptions(owners: list[str] | None) -> list[models.Subscription]:
+    """The subscriptions of every known handler, acting on these owners' events (None: all)."""
+    return [h.subscription.model_copy(update={"owners": owners}) for h in REGISTRY.values()]

@@ -200,13 +200,58 @@ class Subscription(Record):
     platform: str | None = CUSTOM_PLATFORM
     label: str | None = None
     queue: str
-    #: Epoch ms: the handler also acts on events emitted since then (a backfill).
+    #: Epoch ms: the handler also acts on events emitted since then (a backfill). None:
+    #: since any process first registered it (tidings:subscribed-at).
     since: int | None = None
     #: Only these owners' events (None: every owner's).
     owners: list[str] | None = None
 
     def serves(self, owner: str) -> bool:
         return self.owners is None or owner in self.owners
+
+
+#: A worker that has missed this many heartbeats in a row counts as gone...
+WORKER_GONE_AFTER_HEARTBEATS = 3
+#: ...and one not seen for this long is forgotten.
+WORKER_FORGOTTEN_AFTER_SECONDS = 3600
+
+
+class QueueReceipts(Record):
+    """What a worker last took off one of its queues (epoch ms)."""
+
+    #: Any message: a canary or work.
+    receivedAt: int | None = None
+    #: The last canary: when a worker sent it, and when this one received it.
+    canarySentAt: int | None = None
+    canaryReceivedAt: int | None = None
+
+
+class WorkerBeat(Record):
+    """A worker's heartbeat, as it records itself in Redis every few seconds."""
+
+    name: str
+    startedAt: int
+    lastSeen: int
+    #: How often it heartbeats (ms): after a few missed, it counts as gone.
+    heartbeatMs: int
+    environments: list[str]
+    owners: list[str] | None
+    #: The txKeys of the handlers it runs.
+    handlers: list[str]
+    #: Every broker queue it consumes (its own direct queue too), with what it took off it.
+    queues: dict[str, QueueReceipts]
+    #: The queue only it consumes, where its own canaries go.
+    directQueue: str
+
+    def live(self, now: int) -> bool:
+        return now - self.lastSeen <= WORKER_GONE_AFTER_HEARTBEATS * self.heartbeatMs
+
+    def runs(self, tx_key: str, env: str, owner: str) -> bool:
+        return (
+            tx_key in self.handlers
+            and env in self.environments
+            and (self.owners is None or owner in self.owners)
+        )
 
 
 class WorkerSeen(Record):
@@ -226,9 +271,49 @@ class HandlerView(Subscription):
     """A subscribed handler as one owner and environment see it."""
 
     subscribedAt: int
+    #: Live workers that run it here (seen within a few heartbeats).
     workers: list[WorkerSeen]
+    #: Workers that ran it here but have missed a few heartbeats (forgotten after an hour).
+    goneWorkers: list[WorkerSeen]
+    #: False while no live worker runs it: its waiting events wait for one to start.
+    served: bool
     counts: HandlerCounts
     oldestWaiting: Event | None
+
+
+class QueueWorker(Record):
+    """A live worker that consumes a queue, and what it last took off it."""
+
+    name: str
+    lastSeenSeconds: float
+    #: Since it last received anything from the queue (a canary or work).
+    lastReceivedSeconds: float | None
+    #: Since it last received a canary from the queue, and that canary's trip (sent to
+    #: received).
+    canaryAgeSeconds: float | None
+    canaryRoundTripMs: int | None
+
+
+class QueueHealth(Record):
+    """One queue of one environment: who consumes it and how far behind it is."""
+
+    queue: str
+    environment: str
+    brokerQueue: str
+    #: The txKeys of the handlers subscribed on it.
+    handlers: list[str]
+    workers: list[QueueWorker]
+    #: A live worker took something off it within TIDINGS_CANARY_TIMEOUT_SECONDS.
+    served: bool
+    #: The age of the oldest event still waiting for one of its handlers to claim it.
+    oldestWaitingSeconds: float | None
+
+
+class Health(Record):
+    status: Literal["ok", "error"]
+    redis: Literal["ok", "down"]
+    message: str | None = Field(default=None, exclude_if=lambda message: message is None)
+    queues: list[QueueHealth] = Field(default_factory=list)
 
 
 class RerunRequest(Request):

@@ -99,13 +99,34 @@ def _running_url(data_dir: Path) -> str | None:
         return None
 
 
+class NoDataFolder(Exception):
+    """The embedded Redis's data folder does not exist, and is not to be made."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir.resolve()
+        super().__init__(
+            f"REDIS_URL is not set, and there is no embedded Redis here: its data folder "
+            f"would be {self.data_dir}, which does not exist.\n"
+            "Run this in your project's folder (where `tidings dev` or `tidings serve` made "
+            ".tidings/), or set REDIS_URL to your Redis (or TIDINGS_DATA_DIR to that folder)."
+        )
+
+
 @contextlib.contextmanager
-def redis_url(configured: str | None, data_dir: str | Path) -> Iterator[str]:
+def redis_url(
+    configured: str | None, data_dir: str | Path, *, create: bool = True
+) -> Iterator[str]:
     """REDIS_URL if set; else the embedded Redis already running on ``data_dir``; else one
-    started for as long as the block runs. Child processes find it in REDIS_URL."""
+    started for as long as the block runs. Child processes find it in REDIS_URL.
+
+    Without ``create``, a missing ``data_dir`` raises NoDataFolder instead of being made, so
+    that a command run in the wrong folder says so rather than answering from an empty Redis.
+    """
     if configured:
         yield configured
         return
+    if not create and not Path(data_dir).is_dir():
+        raise NoDataFolder(Path(data_dir))
     redis_dir = Path(data_dir) / "redis"
     running = _running_url(redis_dir)
     if running:

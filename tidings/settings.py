@@ -4,18 +4,30 @@
 Where ``REDIS_URL`` is unset, the command line starts an embedded Redis server.
 """
 
-from pydantic import AliasChoices, Field
+from typing import Self
+
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tidings.redis_tls import CertReqs, with_tls_options
+
 THIRTY_DAYS = 30 * 24 * 3600
+#: A worker's canary timeout spans at least this many of its canary intervals.
+MIN_CANARY_INTERVALS = 3
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TIDINGS_", extra="ignore")
+    # Errors never echo the input: REDIS_URL and the admin token hold secrets.
+    model_config = SettingsConfigDict(
+        env_prefix="TIDINGS_", extra="ignore", hide_input_in_errors=True
+    )
 
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("REDIS_URL", "TIDINGS_REDIS_URL")
     )
+    #: How a rediss:// URL (store or broker) checks the server's certificate where its own
+    #: ``ssl_cert_reqs`` does not say: for a PaaS whose add-on sets REDIS_URL itself.
+    redis_ssl_cert_reqs: CertReqs = "required"
     #: Where the embedded Redis keeps its data when REDIS_URL is unset.
     data_dir: str = ".tidings"
     #: Retention of events and their transactions, in seconds.
@@ -25,6 +37,9 @@ class Settings(BaseSettings):
     admin_token: str | None = None
     #: How long a dashboard sign-in lasts, in seconds.
     session_seconds: int = Field(default=8 * 3600, gt=0)
+
+    #: Guards GET /metrics (Authorization: Bearer <token>); while unset it is open, like /health.
+    metrics_token: str | None = None
 
     # Workers
     #: The Celery broker, when it is not REDIS_URL (e.g. amqp://... for RabbitMQ).
@@ -44,6 +59,17 @@ class Settings(BaseSettings):
     recovery_interval_seconds: float = Field(default=5, gt=0)
     #: The most transactions one broker message carries.
     dispatch_batch: int = Field(default=100, gt=0)
+
+    @model_validator(mode="after")
+    def _explicit_tls_options(self) -> Self:
+        """Every client of a rediss:// URL reads its certificate options from the URL alone."""
+        if self.redis_url:
+            self.redis_url = with_tls_options(self.redis_url, self.redis_ssl_cert_reqs)
+        if self.broker_url:
+            self.broker_url = with_tls_options(
+                self.broker_url, self.redis_ssl_cert_reqs, name="TIDINGS_BROKER_URL"
+            )
+        return self
 
     @property
     def environment_list(self) -> list[str]:
@@ -76,3 +102,19 @@ class Settings(BaseSettings):
     @property
     def grace_ms(self) -> int:
         return int(self.grace_seconds * 1000)
+
+    # Worker health: heartbeats and canaries (tidings/canary.py, tidings/health.py)
+    #: How often each worker heartbeats and sends a canary through each queue it consumes.
+    canary_interval_seconds: float = Field(default=2, gt=0)
+    #: A queue that no worker took anything off for this long is unserved (/health answers
+    #: 503), and a worker whose canary stays unanswered this long exits with code 1.
+    canary_timeout_seconds: float = Field(default=30, gt=0)
+
+    @model_validator(mode="after")
+    def _canary_timeout_spans_intervals(self) -> "Settings":
+        if self.canary_timeout_seconds < MIN_CANARY_INTERVALS * self.canary_interval_seconds:
+            raise ValueError(
+                f"TIDINGS_CANARY_TIMEOUT_SECONDS must be at least {MIN_CANARY_INTERVALS} times "
+                "TIDINGS_CANARY_INTERVAL_SECONDS, so that a canary has time to come back"
+            )
+        return self

@@ -511,19 +511,50 @@ class Store:
         return items
 
     async def subscribe(
-        self, subscriptions: list[models.Subscription], environments: list[str], *, worker: str
-    ) -> None:
-        """Register a worker's handlers, so that emits route events to them."""
-        now = now_ms()
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for sub in subscriptions:
-                for env in environments:
-                    spec = sub.model_dump_json()
-                    pipe.hset(keys.subscriptions(env, sub.eventName), sub.txKey, spec)
+        self, subscriptions: list[models.Subscription], environments: list[str]
+    ) -> list[tuple[WorkItem, str]]:
+        """Register handlers, so that emits route events to them. Answers the work that
+        emits could not route, now handed to the handlers (a backfill), with its queue:
+        the events since a handler's ``since``, or, by default, for a handler new or changed
+        here, the events since any process first registered it."""
+        items: list[tuple[WorkItem, str]] = []
+        for env in environments:
+            now = now_ms()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(keys.subscribed(env))
+                for sub in subscriptions:
+                    pipe.hget(keys.subscriptions(env, sub.eventName), sub.txKey)
+                event_names, *stored = await pipe.execute()
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for sub in subscriptions:
+                    old_name = event_names.get(sub.txKey)
+                    if old_name not in (None, sub.eventName):  # it subscribes to another event now
+                        pipe.hdel(keys.subscriptions(env, old_name), sub.txKey)
+                    pipe.hset(
+                        keys.subscriptions(env, sub.eventName), sub.txKey, sub.model_dump_json()
+                    )
                     pipe.hset(keys.subscribed(env), sub.txKey, sub.eventName)
                     pipe.hsetnx(keys.subscribed_at(env), sub.txKey, now)
-            await pipe.execute()
-        await self.heartbeat(worker, [sub.txKey for sub in subscriptions])
+                pipe.hgetall(keys.subscribed_at(env))
+                *_, first_seen = await pipe.execute()
+            for sub, spec in zip(subscriptions, stored, strict=True):
+                since = sub.since
+                if since is None and spec != sub.model_dump_json():
+                    # Events that the earlier subscription (or none) did not route.
+                    since = int(first_seen[sub.txKey])
+                if since is not None:
+                    items += await self._backfill_scopes(env, sub, since)
+        return items
+
+    async def _backfill_scopes(
+        self, env: str, sub: models.Subscription, since: int
+    ) -> list[tuple[WorkItem, str]]:
+        items = []
+        for scope in await self.scopes():
+            if scope.env == env and sub.serves(scope.owner):
+                keys_ = await self.backfill(scope, sub, since)
+                items += [(WorkItem(scope.owner, env, k, sub.txKey), sub.queue) for k in keys_]
+        return items
 
     async def unsubscribe(self, tx_key: str, environments: list[str]) -> list[str]:
         """Forget a handler removed from the code: events emitted from now on do not expect
@@ -539,47 +570,102 @@ class Store:
                 pipe.hdel(keys.subscribed_at(env), tx_key)
                 await pipe.execute()
             forgotten.append(env)
-        if forgotten:
-            await self.redis.delete(keys.handler_workers(tx_key))
         return forgotten
 
-    async def heartbeat(self, worker: str, tx_keys: list[str]) -> None:
-        """Note that a worker, running these handlers, is alive."""
-        now = now_ms()
+    async def subscribed(self, env: str) -> list[tuple[models.Subscription, int]]:
+        """Every handler subscribed in an environment, with when it was first registered."""
+        event_names: dict[str, str] = await self.redis.hgetall(keys.subscribed(env))
+        first_seen: dict[str, str] = await self.redis.hgetall(keys.subscribed_at(env))
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(keys.WORKERS, {worker: now})
-            for tx_key in tx_keys:
-                pipe.zadd(keys.handler_workers(tx_key), {worker: now})
+            for tx_key, event_name in sorted(event_names.items()):
+                pipe.hget(keys.subscriptions(env, event_name), tx_key)
+            specs = await pipe.execute()
+        return [
+            (models.Subscription.model_validate_json(spec), int(first_seen.get(tx_key, 0)))
+            for tx_key, spec in zip(sorted(event_names), specs, strict=True)
+            if spec is not None
+        ]
+
+    # Workers' heartbeats
+
+    async def heartbeat(self, beat: models.WorkerBeat) -> None:
+        """Record that a worker is alive, and what it runs and consumes."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(
+                keys.worker(beat.name),
+                beat.model_dump_json(),
+                ex=models.WORKER_FORGOTTEN_AFTER_SECONDS,
+            )
+            pipe.zadd(keys.WORKERS, {beat.name: beat.lastSeen})
             await pipe.execute()
+
+    async def workers(self) -> list[models.WorkerBeat]:
+        """The last heartbeat of every worker not yet forgotten, live or gone."""
+        cutoff = now_ms() - models.WORKER_FORGOTTEN_AFTER_SECONDS * 1000
+        names: list[str] = await self.redis.zrange(keys.WORKERS, cutoff, "+inf", byscore=True)
+        if not names:
+            return []
+        records = await self.redis.mget([keys.worker(name) for name in names])
+        return [models.WorkerBeat.model_validate_json(r) for r in records if r]
+
+    async def forget_workers(self) -> list[str]:
+        """Forget the workers not seen for WORKER_FORGOTTEN_AFTER_SECONDS; their names."""
+        cutoff = now_ms() - models.WORKER_FORGOTTEN_AFTER_SECONDS * 1000
+        names: list[str] = await self.redis.zrange(keys.WORKERS, "-inf", f"({cutoff}", byscore=True)
+        if names:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(keys.WORKERS, *names)
+                pipe.delete(*[keys.worker(name) for name in names])
+                await pipe.execute()
+        return names
 
     async def handlers(self, scope: Scope) -> list[models.HandlerView]:
         """Every handler subscribed in the scope's environment, with how it is doing there."""
-        env = scope.env
-        event_names: dict[str, str] = await self.redis.hgetall(keys.subscribed(env))
-        first_seen: dict[str, str] = await self.redis.hgetall(keys.subscribed_at(env))
-        views = []
-        for tx_key, event_name in sorted(event_names.items()):
-            spec = await self.redis.hget(keys.subscriptions(env, event_name), tx_key)
-            if spec is None:
-                continue
-            sub = models.Subscription.model_validate_json(spec)
-            if not sub.serves(scope.owner):
-                continue
-            subscribed_at = int(first_seen.get(tx_key, 0))
-            views.append(await self._handler_view(scope, sub, subscribed_at))
-        return views
+        workers = await self.workers()
+        return [
+            await self._handler_view(scope, sub, subscribed_at, workers)
+            for sub, subscribed_at in await self.subscribed(scope.env)
+            if sub.serves(scope.owner)
+        ]
 
     async def _handler_view(
-        self, scope: Scope, sub: models.Subscription, subscribed_at: int
+        self,
+        scope: Scope,
+        sub: models.Subscription,
+        subscribed_at: int,
+        workers: list[models.WorkerBeat],
     ) -> models.HandlerView:
         combo = keys.combo(sub.platform, sub.label, sub.eventName)
-        cutoff = now_ms() - self.ttl_seconds * 1000
+        now = now_ms()
+        cutoff = now - self.ttl_seconds * 1000
         async with self.redis.pipeline(transaction=False) as pipe:
             for state in ("processing", "finished", "failed"):
                 pipe.zcount(scope.tx_index(state, sub.txKey, combo), cutoff, "+inf")
-            pipe.zrange(keys.handler_workers(sub.txKey), 0, -1, withscores=True)
-            processing, finished, failed, workers = await pipe.execute()
-        waiting = await self.query(
+            processing, finished, failed = await pipe.execute()
+        waiting = await self.waiting(scope, sub, subscribed_at)
+        running = [w for w in workers if w.runs(sub.txKey, scope.env, scope.owner)]
+        live = [models.WorkerSeen(name=w.name, lastSeen=w.lastSeen) for w in running if w.live(now)]
+        gone = [
+            models.WorkerSeen(name=w.name, lastSeen=w.lastSeen) for w in running if not w.live(now)
+        ]
+        return models.HandlerView(
+            **sub.model_dump(),
+            subscribedAt=subscribed_at,
+            workers=live,
+            goneWorkers=gone,
+            served=bool(live),
+            counts=models.HandlerCounts(
+                processing=processing, finished=finished, failed=failed, waiting=waiting.total
+            ),
+            oldestWaiting=waiting.rows[0] if waiting.rows else None,
+        )
+
+    async def waiting(
+        self, scope: Scope, sub: models.Subscription, subscribed_at: int
+    ) -> models.QueryPage:
+        """The events a handler has yet to claim (no transaction of it), oldest first: its
+        total, and the oldest."""
+        return await self.query(
             scope,
             models.QueryRequest(
                 eventName=sub.eventName,
@@ -590,15 +676,6 @@ class Store:
                 since=subscribed_at if sub.since is None else sub.since,
                 pageSize=1,
             ),
-        )
-        return models.HandlerView(
-            **sub.model_dump(),
-            subscribedAt=subscribed_at,
-            workers=[models.WorkerSeen(name=w, lastSeen=int(t)) for w, t in workers],
-            counts=models.HandlerCounts(
-                processing=processing, finished=finished, failed=failed, waiting=waiting.total
-            ),
-            oldestWaiting=waiting.rows[0] if waiting.rows else None,
         )
 
     async def rerun(

@@ -9,16 +9,19 @@ Global keys::
     tidings:subs:{env}:{eventName}
                                  hash  txKey -> JSON Subscription of a handler (from workers)
     tidings:workers              zset  worker name -> last heartbeat (ms)
+    tidings:worker:{name}        string  JSON WorkerBeat: a worker's last heartbeat (its
+                                       handlers, environments, queues and what it last took
+                                       off each); expires once the worker is forgotten
     tidings:subscribed:{env}     hash  txKey -> eventName of every handler subscribed in env
-    tidings:subscribed-at:{env}  hash  txKey -> when a worker first subscribed it (ms)
-    tidings:handler-workers:{txKey}
-                                 zset  worker name -> last heartbeat of a worker running it
+    tidings:subscribed-at:{env}  hash  txKey -> when a process first subscribed it (ms)
     tidings:outstanding:{env}    zset  "{owner}|{env}|{key}" -> when recovery looks next at an
                                        event still awaiting a subscribed handler
     tidings:leases:{env}         zset  "{owner}|{env}|{key}|{txKey}" -> lease expiry (ms) of
                                        the transactions workers are running
     tidings:recovered:{env}      zset  the same members -> when recovery handed out one whose
                                        lease had lapsed (its next claim may take it over)
+    tidings:metric:{name}        hash  JSON label values (and bucket) -> the sum of every
+                                       process's counts (tidings/metrics.py)
 
 Per scope, where a scope is ``tidings:{owner}:{env}``::
 
@@ -77,8 +80,12 @@ def subscribed_at(env: str) -> str:
     return f"{ROOT}:subscribed-at:{env}"
 
 
-def handler_workers(tx_key: str) -> str:
-    return f"{ROOT}:handler-workers:{tx_key}"
+def worker(name: str) -> str:
+    return f"{ROOT}:worker:{name}"
+
+
+def metric(name: str) -> str:
+    return f"{ROOT}:metric:{name}"
 
 
 def subscriptions(env: str, event_name: str) -> str:

@@ -1,0 +1,47 @@
+"""The application: the long-lived services, the limits, the error answers and the routers."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+from tidings import metrics, services, ui
+from tidings.api import admin, errors, events, handlers, health, transactions
+from tidings.api import metrics as metrics_page
+from tidings.api.limits import BodyLimit
+from tidings.dispatch import Dispatcher
+from tidings.settings import Settings
+from tidings.store import Store
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    flushing = asyncio.create_task(metrics.flush_every(app.state.store))
+    yield
+    flushing.cancel()
+    await asyncio.gather(flushing, return_exceptions=True)
+    await app.state.dispatcher.close()
+    await app.state.store.close()
+
+
+async def home() -> RedirectResponse:
+    return RedirectResponse(ui.PREFIX)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPI(
+        title="tidings",
+        summary="Self-hosted Event API: emit events, handle them with workers, query transactions.",
+        lifespan=lifespan,
+        exception_handlers=errors.HANDLERS,
+    )
+    services.keep(app, settings, Store.from_settings(settings), Dispatcher.from_settings(settings))
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    for area in (events, transactions, handlers, admin, health, metrics_page):
+        app.include_router(area.router)
+    app.include_router(ui.router)
+    app.add_api_route("/", home, methods=["GET"], include_in_schema=False)
+    return app

@@ -1,0 +1,36 @@
+"""The long-lived parts a web request works with: the settings, the store and the dispatcher.
+
+``create_app`` makes them once and keeps them on ``app.state``; routes, the API's and the
+dashboard's alike, take them as the FastAPI dependencies below.
+"""
+
+from typing import Annotated, cast
+
+from fastapi import Depends, FastAPI, Request
+
+from tidings.dispatch import Dispatcher
+from tidings.settings import Settings
+from tidings.store import Store
+
+
+def keep(app: FastAPI, settings: Settings, store: Store, dispatcher: Dispatcher) -> None:
+    app.state.settings = settings
+    app.state.store = store
+    app.state.dispatcher = dispatcher
+
+
+def settings(request: Request) -> Settings:
+    return cast(Settings, request.app.state.settings)
+
+
+def store(request: Request) -> Store:
+    return cast(Store, request.app.state.store)
+
+
+def dispatcher(request: Request) -> Dispatcher:
+    return cast(Dispatcher, request.app.state.dispatcher)
+
+
+SettingsDep = Annotated[Settings, Depends(settings)]
+StoreDep = Annotated[Store, Depends(store)]
+DispatcherDep = Annotated[Dispatcher, Depends(dispatcher)]
