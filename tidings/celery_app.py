@@ -8,6 +8,7 @@ finds; ``tidings.canary`` subscribes its handlers and keeps its heartbeat and ca
 
 import asyncio
 import base64
+import gc
 import json
 import logging
 import os
@@ -202,7 +203,16 @@ def create_celery(settings: Settings | None = None, *, import_handlers: bool = T
             app, settings, lambda items: publish(app, items, batch=settings.dispatch_batch)
         )
         let_running_handlers_finish()  # through a PaaS's SIGTERM to every process
+        signals.worker_init.connect(_freeze_imports, weak=False)
     return app
+
+
+def _freeze_imports(**kwargs: Any) -> None:
+    """Leave what the worker has loaded by now out of garbage collection, before the pool's
+    processes fork: a full collection of it stalls a process ~30 ms (gc.collect() after
+    ``import workers``, measured on this project's 2-core machine), on the main process's
+    consumer or a handler's run alike."""
+    gc.freeze()
 
 
 #: Rows of one message run together, so that one row's Redis round trips overlap another's.
