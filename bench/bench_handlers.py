@@ -2,7 +2,7 @@
 PYTHONPATH=bench), and the worker's bench-only hooks:
 
 - BENCH_TIMELINE=1: the timeline (bench/timeline.py): received by the main process, begun in
-  a pool process, claimed, started and ended.
+  a pool process, claimed (Store.claim_many), started and ended (Store.finish_many).
 - BENCH_COUNT_MESSAGES=1: the main process counts the tidings.run messages it receives and the
   events they carry, and writes the counts to Redis when the worker shuts down.
 """
@@ -70,22 +70,22 @@ def install_timeline() -> None:
         if marks:
             timeline.flush(client, marks)
 
-    claim, finish = Store.claim, Store.finish
+    claim_many, finish_many = Store.claim_many, Store.finish_many
 
-    @wraps(claim)
-    async def traced_claim(self: Store, item: Any, **kwargs: Any) -> Any:
-        found = await claim(self, item, **kwargs)
-        timeline.mark("claimed", [item.key])
+    @wraps(claim_many)
+    async def traced_claim_many(self: Store, items: Any, **kwargs: Any) -> Any:
+        found = await claim_many(self, items, **kwargs)
+        timeline.mark("claimed", [item.key for item in items])
         return found
 
-    @wraps(finish)
-    async def traced_finish(self: Store, item: Any, *args: Any, **kwargs: Any) -> Any:
-        found = await finish(self, item, *args, **kwargs)
-        timeline.mark("ended", [item.key])
+    @wraps(finish_many)
+    async def traced_finish_many(self: Store, results: Any, *args: Any) -> Any:
+        found = await finish_many(self, results, *args)
+        timeline.mark("ended", [result.item.key for result in results])
         return found
 
-    Store.claim = traced_claim  # type: ignore[method-assign]
-    Store.finish = traced_finish  # type: ignore[method-assign]
+    Store.claim_many = traced_claim_many  # type: ignore[method-assign]
+    Store.finish_many = traced_finish_many  # type: ignore[method-assign]
 
 
 def install_message_count() -> None:

@@ -31,6 +31,8 @@ them all by PID at the end. Run it from the repository root::
 """
 
 import argparse
+import asyncio
+import json
 import os
 import resource
 import socket
@@ -45,11 +47,13 @@ import httpx
 import redis
 import timeline
 from harness import WORKER_ARGS, Harness, cpu_seconds, cpu_split, wait_until
+from http_load import HttpClient, open_loop
 
 from tidings.store.keys import Scope
 
 CELERY = [sys.executable, "-m", "celery"]
 FINISHED_NOOP = Scope("default", "test").tx_index("finished", "noop", "*")
+SECRET_HEADER = "X-Buildable-Secret"
 WARM_UP = 200
 NUDGES = 20
 LANES = 4
@@ -87,10 +91,12 @@ class Bench:
         wait_until(lambda: self.rdb.zscore("tidings:workers", name) is not None, 30, "worker")
         wait_until(lambda: self.rdb.get(plain_celery.READY_KEY), 30, "plain Celery worker")
         self.http = httpx.Client(base_url=base, timeout=30)
+        self.port = int(base.rsplit(":", 1)[1])
         self.latency_keys: list[str] = []
         key, admin = {"name": "bench", "env": "test"}, {"Authorization": "Bearer bench"}
         created = self.http.post("/admin/keys", json=key, headers=admin)
-        self.http.headers["X-Buildable-Secret"] = created.raise_for_status().json()["secret"]
+        self.secret = created.raise_for_status().json()["secret"]
+        self.http.headers[SECRET_HEADER] = self.secret
 
     def close(self) -> None:
         self.http.close()
@@ -172,12 +178,29 @@ class Bench:
         with ThreadPoolExecutor(LANES) as pool:
             return [ms for took in pool.map(lane, range(LANES)) for ms in took]
 
-    def emit_latency(self) -> None:
-        sent = timeline.now_ns()
-        body = {"event": "bench.latency", "payload": {"sent": sent}}
-        key = self.http.post("/emit", json=body).raise_for_status().json()["key"]
-        timeline.mark("sent", [key], at=sent)
-        self.latency_keys.append(key)
+    def emit_paced(self, seconds: float) -> list[float]:
+        """POST /emit at --rate per second from a lean asyncio client (bench/http_load.py);
+        answers how long each request took, in ms."""
+        took: list[float] = []
+
+        async def run() -> None:
+            client = HttpClient(self.port, {SECRET_HEADER: self.secret})
+
+            async def emit(i: int) -> None:
+                sent = timeline.now_ns()
+                body = json.dumps({"event": "bench.latency", "payload": {"sent": sent}})
+                key = json.loads(await client.post("/emit", body.encode()))["key"]
+                took.append((timeline.now_ns() - sent) / 1e6)
+                timeline.mark("sent", [key], at=sent)
+                self.latency_keys.append(key)
+
+            try:
+                await open_loop(self.args.rate, int(self.args.rate * seconds), emit)
+            finally:
+                client.close()
+
+        asyncio.run(run())
+        return took
 
     def nudge(self) -> None:
         """Emit no-op events for a while, so that every process marking the timeline passes a
@@ -229,7 +252,7 @@ def throughput(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
 def latency(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
     from bench_handlers import LATENCY_LIST
 
-    b.paced(0.2, b.emit_latency)  # warm-up
+    b.emit_paced(0.2)  # warm-up
     b.paced(0.2, b.task_latency)
     b.latencies(LATENCY_LIST, int(args.rate * 0.2))
     b.latencies(b.plain.LATENCY_LIST, int(args.rate * 0.2))
@@ -237,12 +260,12 @@ def latency(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
     rtt: list[float] = []
     cpu = {side: dict.fromkeys(LATENCY_CPU_PARTS, 0.0) for side in ("tidings", "plain")}
     for _ in range(2):  # in turns
-        for side, worker, send in [
-            ("tidings", b.workers[0], b.emit_latency),
-            ("plain", b.workers[1], b.task_latency),
+        for side, worker, paced in [
+            ("tidings", b.workers[0], b.emit_paced),
+            ("plain", b.workers[1], lambda seconds: b.paced(seconds, b.task_latency)),
         ]:
             before = b.turn_cpu(worker)
-            took = b.paced(args.seconds / 2, send)
+            took = paced(args.seconds / 2)
             time.sleep(0.5)  # the last sends are handled
             after = b.turn_cpu(worker)
             for part in LATENCY_CPU_PARTS:

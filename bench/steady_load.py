@@ -4,9 +4,8 @@ The API (``tidings serve``, one process) and one worker (``celery -A workers wor
 prefork) on an embedded redis-server without persistence, all on this machine with the load
 generator. The handler (``bench.work`` in bench/bench_handlers.py) takes 2 ms, sleeping as one
 waiting on I/O would. The load is open-loop: --rate POST /emit a second, each one event, sent
-on a fixed schedule over up to CONNECTIONS keep-alive connections (a plain asyncio HTTP/1.1
-client, so that the load generator itself costs little CPU); an answer other than 200 stops
-the run.
+on a fixed schedule over up to CONNECTIONS keep-alive connections (bench/http_load.py, so
+that the load generator itself costs little CPU); an answer other than 200 stops the run.
 
 Every second it samples the backlog: events answered 200 by /emit whose transaction has not
 finished yet (Redis' index of finished ``work`` transactions, one ZCARD). It prints the
@@ -32,9 +31,11 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 from harness import WORKER_ARGS, Harness, cpu_seconds, cpu_split, wait_until
+from http_load import HttpClient, open_loop
 
 from tidings.store.keys import Scope
 
+SECRET_HEADER = "X-Buildable-Secret"
 FINISHED_WORK = Scope("default", "test").tx_index("finished", "work", "*")
 #: How many keep-alive connections the load generator may have open at once.
 CONNECTIONS = 32
@@ -42,65 +43,6 @@ CONNECTIONS = 32
 MESSAGES_KEY, ROWS_KEY = "bench:messages", "bench:rows"
 #: How long the backlog may take to drain after the load, before the run gives up.
 DRAIN_TIMEOUT = 600
-
-
-class Load:
-    """An open-loop HTTP/1.1 load: ``rate`` POST /emit a second on a fixed schedule."""
-
-    def __init__(self, port: int, secret: str) -> None:
-        self.port = port
-        self.request = (
-            "POST /emit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"X-Buildable-Secret: {secret}\r\nContent-Length: {{length}}\r\n\r\n{{body}}"
-        )
-        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
-            asyncio.Queue()
-        )
-        self.opened = 0
-        self.answered = 0
-        #: How late sends went out, against their schedule (s): the generator keeping up.
-        self.late: list[float] = []
-
-    async def connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if self.idle.empty() and self.opened < CONNECTIONS:
-            self.opened += 1
-            return await asyncio.open_connection("127.0.0.1", self.port)
-        return await self.idle.get()
-
-    async def emit(self, i: int) -> None:
-        reader, writer = await self.connection()
-        body = json.dumps({"event": "bench.work", "payload": {"i": i}})
-        writer.write(self.request.format(length=len(body), body=body).encode())
-        status = await reader.readline()
-        length = 0
-        while (line := await reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.decode().partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
-        answer = await reader.readexactly(length)
-        if not status.startswith(b"HTTP/1.1 200"):
-            raise RuntimeError(f"POST /emit answered {status!r}: {answer!r}")
-        self.answered += 1
-        self.idle.put_nowait((reader, writer))
-
-    async def run(self, rate: float, seconds: float) -> None:
-        n = int(rate * seconds)
-        sends: set[asyncio.Task[None]] = set()
-        start = time.monotonic()
-        for i in range(n):
-            due = start + i / rate
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-            self.late.append(time.monotonic() - due)
-            task = asyncio.create_task(self.emit(i))
-            sends.add(task)
-            task.add_done_callback(sends.discard)
-            for done in [t for t in sends if t.done() and t.exception()]:
-                raise done.exception()  # type: ignore[misc]
-        await asyncio.gather(*sends)
-
-    def close(self) -> None:
-        while not self.idle.empty():
-            self.idle.get_nowait()[1].close()
 
 
 def cpu(api: int, worker: int, rdb: redis.Redis) -> dict[str, float]:
@@ -118,36 +60,43 @@ def cpu(api: int, worker: int, rdb: redis.Redis) -> dict[str, float]:
 
 async def measure(url: str, port: int, secret: str, args: argparse.Namespace) -> dict[str, Any]:
     rdb = aioredis.Redis.from_url(url)
-    load = Load(port, secret)
+    client = HttpClient(port, {SECRET_HEADER: secret}, connections=CONNECTIONS)
     samples: list[int] = []
+    answered = 0
+
+    async def emit(i: int) -> None:
+        nonlocal answered
+        body = json.dumps({"event": "bench.work", "payload": {"i": i}})
+        await client.post("/emit", body.encode())
+        answered += 1
 
     async def sample() -> None:
         while True:
             await asyncio.sleep(1)
-            samples.append(load.answered - await rdb.zcard(FINISHED_WORK))
+            samples.append(answered - await rdb.zcard(FINISHED_WORK))
 
     sampler = asyncio.create_task(sample())
     started = time.monotonic()
     try:
-        await load.run(args.rate, args.seconds)
+        late = await open_loop(args.rate, int(args.rate * args.seconds), emit)
     finally:
         sampler.cancel()
-        load.close()
+        client.close()
     loaded = time.monotonic() - started
     finished_in_load = await rdb.zcard(FINISHED_WORK)
-    while await rdb.zcard(FINISHED_WORK) < load.answered:
+    while await rdb.zcard(FINISHED_WORK) < answered:
         if time.monotonic() - started - loaded > DRAIN_TIMEOUT:
             raise RuntimeError("the backlog did not drain")
         await asyncio.sleep(0.05)
     drained = time.monotonic() - started - loaded
     await rdb.aclose()
     return {
-        "answered": load.answered,
+        "answered": answered,
         "loaded": loaded,
         "handled_rate": finished_in_load / loaded,
         "samples": samples,
         "drained": drained,
-        "late": load.late,
+        "late": late,
     }
 
 

@@ -25,11 +25,11 @@ def decoded(raw: str) -> dict[str, Any]:
     return message
 
 
-def dispatch(settings: Settings, *batches: list[tuple[WorkItem, str]], linger: float = 0.5) -> None:
+def dispatch(settings: Settings, *batches: list[tuple[WorkItem, str]], hold: float = 0.5) -> None:
     """Send each batch to a new dispatcher in turn, a moment apart, then wait until all are out."""
 
     async def run() -> None:
-        dispatcher = Dispatcher(RedisBroker(settings.broker, batch=100), linger=linger)
+        dispatcher = Dispatcher(RedisBroker(settings.broker, batch=100), hold=hold)
         for batch in batches:
             dispatcher.send(batch)
             await asyncio.sleep(0.05)
@@ -69,10 +69,10 @@ def test_a_message_from_the_dispatcher_is_the_one_celery_would_write(settings, r
 
 
 def test_an_event_goes_out_at_once_while_the_workers_keep_up(settings, redis_client):
-    # Each publish finds the queue empty (a worker took the last message): no lingering,
-    # so each event has its own message even with a linger far longer than the run.
+    # Each publish finds the queue empty (a worker took the last message): nothing is held
+    # back, so each event has its own message even with a hold far longer than the run.
     async def run() -> None:
-        dispatcher = Dispatcher(RedisBroker(settings.broker, batch=100), linger=60)
+        dispatcher = Dispatcher(RedisBroker(settings.broker, batch=100), hold=60)
         for key in ("a", "b", "c"):
             dispatcher.send([item(key)])
             await asyncio.wait_for(dispatcher.wait(), timeout=30)
@@ -83,14 +83,33 @@ def test_an_event_goes_out_at_once_while_the_workers_keep_up(settings, redis_cli
     asyncio.run(run())
 
 
-def test_while_messages_wait_in_the_queue_the_dispatcher_gathers_events(settings, redis_client):
-    # No worker takes anything: from the second message on, the queue is seen to hold
-    # messages, so the dispatcher waits its linger and later events share a message.
-    dispatch(settings, [item("a")], [item("b")], [item("c")], [item("d")], [item("e")], linger=1)
+def test_while_messages_wait_the_dispatcher_holds_events_until_the_queue_empties(
+    settings, redis_client
+):
+    async def run() -> list[list[str]]:
+        dispatcher = Dispatcher(RedisBroker(settings.broker, batch=100), hold=60)
+        for key in ("a", "b"):  # b finds a waiting: the workers are behind
+            dispatcher.send([item(key)])
+            await dispatcher.wait()
+        for key in ("c", "d"):
+            dispatcher.send([item(key)])
+            await asyncio.sleep(0.1)
+        held = messages(redis_client)
+        redis_client.delete(QUEUE)  # the workers take a and b
+        await asyncio.wait_for(dispatcher.wait(), timeout=30)
+        await dispatcher.close()
+        return held
 
-    # The first finds the queue empty and the second its own message: both go at once;
-    # c waits its linger, and d and e come 50 and 100 ms later, within it.
-    assert messages(redis_client) == [["a"], ["b"], ["c", "d", "e"]]
+    held = asyncio.run(run())
+    assert held == [["a"], ["b"]]  # c and d wait while a and b do
+    assert messages(redis_client) == [["c", "d"]]  # then go together, once the queue is empty
+
+
+def test_events_are_held_back_no_longer_than_the_hold(settings, redis_client):
+    # No worker takes anything: c is held (d, 50 ms later, joins it), and both go once the
+    # hold is over, however full the queue.
+    dispatch(settings, [item("a")], [item("b")], [item("c")], [item("d")], hold=0.3)
+    assert messages(redis_client) == [["a"], ["b"], ["c", "d"]]
 
 
 def test_rows_beyond_the_batch_size_go_in_further_messages(settings, redis_client):

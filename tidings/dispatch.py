@@ -7,10 +7,13 @@ load one message carries many.
 
 On a Redis broker it publishes from the event loop itself: one LPUSH a message, of the
 message Celery's own publish would write (``tidings.celery_app.redis_message``), with no
-thread hand-off and a tenth of ``send_task``'s CPU. LPUSH answers the queue's length, which
-tells when the workers are behind (messages wait that no worker has taken): then the
-dispatcher lingers a little before each publish, so that messages grow and the workers'
-cost per event falls until they catch up. Other brokers get Celery's publish, in a thread.
+thread hand-off and a third of ``send_task``'s CPU. LPUSH answers the queue's length, which
+tells when the workers are behind: a message of ours found another waiting that no worker
+had taken. Then the dispatcher holds what is emitted next until the queue is empty (it
+checks the queue's length, more and more seldom, for up to HOLD_SECONDS), and publishes it
+all as one message: events emitted while messages wait would wait behind them anyway, and
+fewer, larger messages cost the workers less per event, so that they catch up. Other
+brokers get Celery's publish, in a thread.
 
 It publishes after the events are durable in Redis, so a crash in between loses nothing:
 recovery hands out what was never published.
@@ -30,8 +33,11 @@ from tidings.store import Caller, Emitted, WorkItem
 
 log = logging.getLogger("tidings.dispatch")
 
-#: How long the dispatcher gathers events before a publish while the workers are behind.
-BACKLOG_LINGER_SECONDS = 0.01
+#: The longest the dispatcher holds events back while messages wait in their queue.
+HOLD_SECONDS = 0.02
+#: How soon it first checks whether the queue is empty again; each next check waits twice
+#: as long, so that a long wait costs a few checks.
+FIRST_CHECK_SECONDS = 0.001
 #: Broker URL schemes published to straight from the event loop.
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -40,7 +46,11 @@ Items = list[tuple[WorkItem, str]]
 
 class Broker(Protocol):
     async def publish(self, items: Items) -> bool:
-        """Publish work items; answer whether messages were already waiting in a queue."""
+        """Publish work items; answer whether other messages were waiting in their queue."""
+        ...
+
+    async def waiting(self) -> bool:
+        """Whether messages still wait in the queues of the last publish that found some."""
         ...
 
     async def close(self) -> None: ...
@@ -52,6 +62,8 @@ class RedisBroker:
     def __init__(self, url: str, *, batch: int) -> None:
         self.redis = aioredis.Redis.from_url(url)
         self.batch = batch
+        #: The queues in which the last publish found messages waiting.
+        self._behind: list[str] = []
 
     async def publish(self, items: Items) -> bool:
         messages = message_rows(items, self.batch)
@@ -64,7 +76,15 @@ class RedisBroker:
             pushed[queue] = pushed.get(queue, 0) + 1
         # A list's last answer counts what was there before plus what this pipeline pushed.
         last = {queue: length for (queue, _), length in zip(messages, lengths, strict=True)}
-        return any(last[queue] > pushed[queue] for queue in pushed)
+        self._behind = [queue for queue in pushed if last[queue] > pushed[queue]]
+        return bool(self._behind)
+
+    async def waiting(self) -> bool:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue in self._behind:
+                pipe.llen(queue)
+            lengths: list[int] = await pipe.execute()
+        return any(lengths)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -81,18 +101,21 @@ class CeleryBroker:
         await asyncio.to_thread(publish, self.app, items, batch=self.batch)
         return False  # its queues' lengths are not known
 
+    async def waiting(self) -> bool:
+        return False
+
     async def close(self) -> None:
         return None
 
 
 class Dispatcher:
-    def __init__(self, broker: Broker, *, linger: float = BACKLOG_LINGER_SECONDS) -> None:
+    def __init__(self, broker: Broker, *, hold: float = HOLD_SECONDS) -> None:
         self.broker = broker
-        #: How long to gather events before a publish while the workers are behind.
-        self.linger = linger
+        #: The longest it holds events back while messages wait in their queue.
+        self.hold = hold
         self._pending: Items = []
         self._publishing: asyncio.Task[None] | None = None
-        self._backlog = False
+        self._behind = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Dispatcher":
@@ -118,16 +141,29 @@ class Dispatcher:
     async def _drain(self) -> None:
         try:
             while self._pending:
-                if self._backlog:
-                    await asyncio.sleep(self.linger)
+                if self._behind:
+                    await self._hold()
                 pending, self._pending = self._pending, []
                 try:
-                    self._backlog = await self.broker.publish(pending)
+                    self._behind = await self.broker.publish(pending)
                 except Exception:
                     # The events are stored and outstanding: recovery dispatches them later.
                     log.exception("could not publish %d transactions; recovery will", len(pending))
         finally:
             self._publishing = None
+
+    async def _hold(self) -> None:
+        """Let events gather while messages wait in their queue (at most ``hold``)."""
+        loop = asyncio.get_running_loop()
+        deadline, pause = loop.time() + self.hold, FIRST_CHECK_SECONDS
+        while True:
+            await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
+            try:
+                if loop.time() >= deadline or not await self.broker.waiting():
+                    return
+            except Exception:  # the broker is away: the publish will say so
+                return
+            pause *= 2
 
     async def wait(self) -> None:
         """Until everything sent so far has been published (or failed to be)."""
