@@ -1,5 +1,9 @@
 """Steady load: does tidings keep up with single POST /emit at a fixed rate?
 
+Run it from the repository root (--seconds of load, 3 minutes by default, plus set-up)::
+
+    .venv/bin/python bench/steady_load.py [--rate 300] [--seconds 180] [--work-ms 2]
+
 The API (``tidings serve``, one process) and one worker (``celery -A workers worker -c 2``,
 prefork) on an embedded redis-server without persistence, all on this machine with the load
 generator. The handler (``bench.work`` in bench/bench_handlers.py) takes 2 ms, sleeping as one
@@ -12,9 +16,8 @@ finished yet (Redis' index of finished ``work`` transactions, one ZCARD). It pri
 backlog's maximum and 95th percentile over the run, the rate handled against the rate
 offered, how long the backlog took to drain after the load stopped, and the CPU each part
 used. The worker also counts the messages it received, so that the table shows how many
-events a message carried. Run it from the repository root::
-
-    .venv/bin/python bench/steady_load.py [--rate 300] [--seconds 180] [--work-ms 2]
+events a message carried. It holds when the backlog stays under 2 seconds of load (--rate
+x 2 events) at every sample.
 """
 
 import argparse
@@ -41,6 +44,8 @@ FINISHED_WORK = Scope("default", "test").tx_index("finished", "work", "*")
 CONNECTIONS = 32
 #: The worker's counts of messages and rows received (bench/bench_handlers.py).
 MESSAGES_KEY, ROWS_KEY = "bench:messages", "bench:rows"
+#: The load holds when the backlog stays under this many seconds of it.
+HOLDS_SECONDS = 2
 #: How long the backlog may take to drain after the load, before the run gives up.
 DRAIN_TIMEOUT = 600
 
@@ -141,8 +146,12 @@ def main() -> None:
         rdb.close()
     used = {part: (after[part] - before[part]) * 1e6 / r["answered"] for part in after}
     backlog = r["samples"]
-    p95 = statistics.quantiles(backlog, n=20)[18] if len(backlog) > 1 else backlog[0]
-    late = statistics.quantiles(r["late"], n=100)[98] * 1000
+    p95 = (
+        statistics.quantiles(backlog, n=20, method="inclusive")[18]
+        if len(backlog) > 1
+        else backlog[0]
+    )
+    late = statistics.quantiles(r["late"], n=100, method="inclusive")[98] * 1000
     after_load = os.getloadavg()[0]
     print(f"{os.cpu_count()} CPUs; load average {load_before:.1f} before, {after_load:.1f} after")
     print(
@@ -157,6 +166,9 @@ def main() -> None:
         f"(events answered, not yet finished; sampled every second, {len(backlog)} samples)"
     )
     print(f"drained   {r['drained']:.1f} s after the load stopped")
+    limit = int(args.rate * HOLDS_SECONDS)
+    verdict = "holds" if max(backlog) < limit else "falls behind"
+    print(f"verdict   {verdict}: backlog under {HOLDS_SECONDS} s of load ({limit:,}) throughout")
     print(f"messages  {messages:,}, {rows / max(messages, 1):.2f} events each")
     print("CPU µs per event: " + ", ".join(f"{part} {v:.0f}" for part, v in used.items()))
     print("(load: this process; main/pool: the worker's main process and pool processes)")

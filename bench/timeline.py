@@ -112,7 +112,7 @@ def message_sizes(marks: dict[str, dict[str, int]]) -> list[int]:
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
-    q = statistics.quantiles(values, n=100)
+    q = statistics.quantiles(values, n=100, method="inclusive")
     return {"p50": q[49], "p90": q[89], "p99": q[98], "max": max(values)}
 
 
