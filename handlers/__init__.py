@@ -1,6 +1,2 @@
-"""This deployment's handlers. The worker imports this package; add modules and import
-them here."""
-
-from handlers import users
-
-__all__ = ["users"]
+"""This deployment's handlers. Workers, `tidings serve` and `tidings subscribe` import
+every module of this package (TIDINGS_HANDLERS): a new module needs nothing here."""

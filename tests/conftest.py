@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from tidings.api import create_app
 from tidings.redis_server import EmbeddedRedis, free_port
 from tidings.settings import Settings
+from tidings.store import keys
 
 pytest_plugins = ["browser_support"]  # the browser and page fixtures
 
@@ -124,10 +125,15 @@ def new_secret(api: TestClient) -> Callable[..., str]:
     return lambda name, env="test", owner="default": create_key(api, name, env, owner)
 
 
+#: The one write a refused request makes: a failed authentication is counted against its
+#: client's address (tidings/throttle.py).
+AUTH_FAILURES = keys.auth_failures("")
+
+
 def db_snapshot(client: redis.Redis) -> dict[str, object]:
-    """Every key in the database with its value, to show a request wrote nothing. Metrics
-    are left out: every process adds its counts to Redis every few seconds, whatever the
-    request did."""
+    """Every key in the database with its value, to show a request wrote nothing. Left out:
+    the count of failed authentications (the one write a refused request makes), and the
+    metrics, which every process adds to Redis every few seconds whatever a request did."""
     readers = {
         "string": client.get,
         "hash": client.hgetall,
@@ -138,7 +144,7 @@ def db_snapshot(client: redis.Redis) -> dict[str, object]:
     return {
         key: readers[client.type(key)](key)
         for key in sorted(client.scan_iter())
-        if not key.startswith("tidings:metric:")
+        if not key.startswith((AUTH_FAILURES, "tidings:metric:"))
     }
 
 

@@ -336,6 +336,43 @@ def test_every_endpoint_answers_with_a_valid_secret(
     assert answer.status_code == 200, answer.text
 
 
+#: Every endpoint that takes a JSON body, with a valid one.
+JSON_BODIES = {
+    **{name: (path, body) for name, (path, body) in ENDPOINTS.items() if body is not None},
+    "rerun failed": ("/rerun", {"txKey": "receipt"}),
+    "rerun one": ("/events/{failed}/rerun", {"txKey": "receipt"}),
+}
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "application/x-www-form-urlencoded", "text/plain", "application/json; charset=utf-8"],
+    ids=["none", "form (curl -d)", "text", "json"],
+)
+@pytest.mark.parametrize("endpoint", JSON_BODIES)
+def test_every_json_endpoint_reads_its_body_as_json_whatever_the_content_type(
+    caller: Caller, claimed: str, redis_url: str, endpoint: str, content_type: str | None
+) -> None:
+    subscribe(redis_url, "order.paid", "receipt")
+    failed = caller.emit()  # with a failed "receipt" transaction, to re-run
+    assert caller.init(failed, "receipt").status_code == 200
+    assert caller.transact(failed, "receipt", "failed").status_code == 200
+    path, body = JSON_BODIES[endpoint]
+    body = {k: claimed if v == "{key}" else v for k, v in body.items()}
+    headers = {**caller.headers, **({"Content-Type": content_type} if content_type else {})}
+    path = path.replace("{key}", claimed).replace("{failed}", failed)
+    answer = caller.http.post(path, content=json.dumps(body), headers=headers)
+    assert answer.status_code == 200, answer.text
+
+
+def test_the_admin_api_reads_its_body_as_json_whatever_the_content_type(api: TestClient) -> None:
+    headers = {**ADMIN, "Content-Type": "application/x-www-form-urlencoded"}
+    body = json.dumps({"name": "ops", "env": "live"})
+    answer = api.post("/admin/keys", content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["secret"].startswith("sk_live_")
+
+
 def revoke(api: TestClient, name: str, env: str = "test", owner: str = "default") -> Any:
     body = {"name": name, "env": env, "owner": owner}
     answer = api.post("/admin/keys/revoke", json=body, headers=ADMIN)

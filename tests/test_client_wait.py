@@ -36,7 +36,7 @@ def subscribe_without_a_worker(redis_url: str, event_name: str, tx_key: str) -> 
         store = Store.from_url(redis_url, ttl_seconds=3600)
         try:
             sub = Subscription(txKey=tx_key, eventName=event_name, queue="nobody-listens")
-            await store.subscribe([sub], ["test"], worker="gone")
+            await store.subscribe([sub], ["test"])
         finally:
             await store.close()
 

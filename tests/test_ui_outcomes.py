@@ -253,7 +253,7 @@ def subscribed(redis_url: str) -> None:
         store = Store.from_url(redis_url, ttl_seconds=3600)
         try:
             sub = Subscription(txKey=TX_KEY, eventName=EVENT, queue="ui-outcomes")
-            await store.subscribe([sub], ["test"], worker="ui-outcomes")
+            await store.subscribe([sub], ["test"])
         finally:
             await store.close()
 

@@ -6,6 +6,7 @@ A queue is served when a live worker took something off it (a canary or work, se
 while Redis is unreachable or any such queue is unserved: its events wait.
 """
 
+import logging
 from collections import defaultdict
 from typing import get_args
 
@@ -15,12 +16,15 @@ from tidings.settings import Settings
 from tidings.store import Store, now_ms
 from tidings.store.keys import Scope
 
+log = logging.getLogger("tidings.health")
+
 
 async def report(store: Store, settings: Settings) -> models.Health:
     try:
         await store.ping()
     except Exception as exc:  # any failure to reach Redis is what this reports
-        return models.Health(status="error", redis="down", message=f"redis unreachable: {exc}")
+        log.warning("/health: Redis is unreachable: %s", exc)
+        return models.Health(status="error", redis="down", message="Redis is unreachable")
     now = now_ms()
     workers = [w for w in await store.workers() if w.live(now)]
     scopes = await store.scopes()
@@ -32,9 +36,14 @@ async def report(store: Store, settings: Settings) -> models.Health:
         for queue, subs in sorted(on_queue.items()):
             in_env = [s for s in scopes if s.env == env]
             queues.append(await _queue(store, settings, env, queue, subs, workers, in_env, now))
-    unserved = [q.brokerQueue for q in queues if not q.served]
-    if unserved:
-        message = f"no live worker consumes {', '.join(unserved)}: their events wait"
+    problems = [f"no live worker consumes {q.brokerQueue}" for q in queues if not q.served]
+    problems += [
+        f"no live worker on {q.brokerQueue} runs {', '.join(q.handlersWithoutWorker)}"
+        for q in queues
+        if q.served and q.handlersWithoutWorker
+    ]
+    if problems:
+        message = "; ".join(problems) + ": their events wait"
         return models.Health(status="error", redis="ok", message=message, queues=queues)
     return models.Health(status="ok", redis="ok", queues=queues)
 
@@ -50,9 +59,8 @@ async def _queue(
     now: int,
 ) -> models.QueueHealth:
     broker_queue = queue_name(queue, env)
-    consumers = [
-        _queue_worker(w, w.queues[broker_queue], now) for w in workers if broker_queue in w.queues
-    ]
+    consuming = [w for w in workers if broker_queue in w.queues]
+    consumers = [_queue_worker(w, w.queues[broker_queue], now) for w in consuming]
     timeout = settings.canary_timeout_seconds
     oldest = await _oldest_waiting(store, subs, scopes)
     return models.QueueHealth(
@@ -60,6 +68,12 @@ async def _queue(
         environment=env,
         brokerQueue=broker_queue,
         handlers=[sub.txKey for sub, _ in subs],
+        # A worker of older or other code may consume the queue without running them all.
+        handlersWithoutWorker=[
+            sub.txKey
+            for sub, _ in subs
+            if not any(sub.txKey in w.handlers and env in w.environments for w in consuming)
+        ],
         workers=consumers,
         served=any(
             c.lastReceivedSeconds is not None and c.lastReceivedSeconds <= timeout

@@ -25,7 +25,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from tidings.store import Store, keys
+from tidings import models
+from tidings.store import Emitted, Store, keys
 
 log = logging.getLogger("tidings.metrics")
 
@@ -40,6 +41,11 @@ LATENCY_BUCKETS = (
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
 
+#: The event_name label of events no handler subscribes to: names are the emitter's to
+#: choose, and a label per name would let any key holder grow every scrape without bound.
+NO_HANDLER = "(no handler)"
+
+
 @dataclass(frozen=True)
 class Definition:
     name: str
@@ -50,7 +56,9 @@ class Definition:
 
 
 EVENTS_EMITTED = Definition(
-    "tidings_events_emitted", "Events stored.", ("environment", "event_name")
+    "tidings_events_emitted",
+    f"Events stored; those no handler subscribes to are counted as {NO_HANDLER!r}.",
+    ("environment", "event_name"),
 )
 HANDLER_RUNS = Definition(
     "tidings_handler_runs",
@@ -155,7 +163,8 @@ class Metrics:
         if not counts:
             return
         try:
-            async with store.redis.pipeline(transaction=False) as pipe:
+            # One MULTI: a pipeline resent after a dropped connection would count twice.
+            async with store.redis.pipeline(transaction=True) as pipe:
                 for name, fields in counts.items():
                     for field, value in fields.items():
                         pipe.hincrbyfloat(keys.metric(name), field, value)
@@ -170,6 +179,10 @@ class Metrics:
 
 #: This process's counts.
 METRICS = Metrics()
+
+
+def event_label(event: models.EmitRequest, stored: Emitted) -> str:
+    return event.event if stored.routes else NO_HANDLER
 
 
 async def read(store: Store) -> list[Metric]:

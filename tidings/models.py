@@ -5,7 +5,15 @@ Field names follow the Event API contract exactly (camelCase, ``_id``).
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
+from pydantic.config import JsonDict
 
 CUSTOM_PLATFORM = "custom"
 MAX_PAGE_SIZE = 1000
@@ -15,8 +23,13 @@ TxState = Literal["processing", "finished", "failed"]
 EndState = Literal["finished", "failed"]
 Environment = Literal["test", "live"]
 
+#: Unicode's White_Space characters, spelled out: "\s" means other sets in Python's, Rust's
+#: (pydantic's) and JSON Schema's regular expressions.
+WHITE_SPACE = r"\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 #: Event names and txKeys: no white space, and no "|" (it separates names in Redis keys).
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s|]+$")]
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=rf"^[^|{WHITE_SPACE}]+$")
+]
 #: Platforms, labels (secret key names) and owners: they are dot-separated parts of a full name.
 Part = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -27,6 +40,16 @@ EventKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 def _blank_is_none(value: Any) -> Any:
     """The original clients send "" for filters they do not use."""
     return None if value == "" else value
+
+
+def _integral_number_is_int(value: Any) -> Any:
+    """JSON has one kind of number: 2.0 is the integer 2, as JSON Schema reads it too."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+#: Integers in requests may come as 2 or 2.0. (Constraints go before the validator, or the
+#: JSON schema spells them wrong.)
+AsInt = BeforeValidator(_integral_number_is_int)
 
 
 def full_event_name(platform: str, label: str, event_name: str) -> str:
@@ -145,26 +168,40 @@ class BatchEmitRequest(Request):
     events: list[EmitRequest] = Field(min_length=1, max_length=MAX_PAGE_SIZE)
 
 
-OptionalName = Annotated[Name | None, BeforeValidator(_blank_is_none)]
-OptionalPart = Annotated[Part | None, BeforeValidator(_blank_is_none)]
+def _blank_or(kind: Any) -> BeforeValidator:
+    """A filter that may be left out, null or "" (read as null), as its schema says."""
+    return BeforeValidator(_blank_is_none, json_schema_input_type=kind | Literal[""] | None)
+
+
+Ms = Annotated[int, Field(ge=0), AsInt]
+OptionalName = Annotated[Name | None, _blank_or(Name)]
+OptionalPart = Annotated[Part | None, _blank_or(Part)]
 #: Epoch milliseconds.
-OptionalMs = Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(_blank_is_none)]
+OptionalMs = Annotated[Ms | None, _blank_or(Ms)]
+QueryTxState = TxState | Literal["does-not-exist"]
+
+
+#: txState filters on a txKey: with a txState, a txKey is needed too (else the answer is 400).
+TX_STATE_NEEDS_TX_KEY: JsonDict = {
+    "if": {"required": ["txState"], "properties": {"txState": {"type": "string", "minLength": 1}}},
+    "then": {"required": ["txKey"], "properties": {"txKey": {"type": "string", "minLength": 1}}},
+}
 
 
 class QueryRequest(Request):
+    model_config = ConfigDict(json_schema_extra=TX_STATE_NEEDS_TX_KEY)
+
     eventName: OptionalName = None
     platform: OptionalPart = None
     label: OptionalPart = None
     txKey: OptionalName = None
-    txState: Annotated[
-        TxState | Literal["does-not-exist"] | None, BeforeValidator(_blank_is_none)
-    ] = None
+    txState: Annotated[QueryTxState | None, _blank_or(QueryTxState)] = None
     since: OptionalMs = None
     # Beyond the original: events created before `until` (ms), and newest first.
     until: OptionalMs = None
     newestFirst: bool = False
-    page: int = Field(default=1, ge=1)
-    pageSize: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    page: Annotated[int, Field(ge=1), AsInt] = 1
+    pageSize: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), AsInt] = DEFAULT_PAGE_SIZE
 
 
 class InitRequest(Request):
@@ -302,6 +339,8 @@ class QueueHealth(Record):
     brokerQueue: str
     #: The txKeys of the handlers subscribed on it.
     handlers: list[str]
+    #: Those of its handlers that no live worker consuming it runs.
+    handlersWithoutWorker: list[str]
     workers: list[QueueWorker]
     #: A live worker took something off it within TIDINGS_CANARY_TIMEOUT_SECONDS.
     served: bool
@@ -331,10 +370,18 @@ class RerunFailedRequest(Request):
     until: OptionalMs = None
 
 
+#: A (key, txKey) pair, described without prefixItems, which schema-driven tools read
+#: differently from OpenAPI 3.1.
+KeyAndTxKey = Annotated[
+    tuple[str, str],
+    WithJsonSchema({"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}),
+]
+
+
 class Rerun(Record):
     status: Literal["success"] = "success"
     #: The (key, txKey) of every transaction handed to the workers again.
-    rerun: list[tuple[str, str]]
+    rerun: list[KeyAndTxKey]
 
 
 class SecretKey(Record):
@@ -352,3 +399,12 @@ class CreateKeyRequest(Request):
     name: Part
     env: Environment
     owner: Part = "default"
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer; some carry more fields (/health: "redis")."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["error"]
+    message: str

@@ -1,4 +1,5 @@
-"""The long-lived parts a web request works with: the settings, the store and the dispatcher.
+"""The long-lived parts a web request works with: the settings, the store, the dispatcher
+and the throttle on failed authentication.
 
 ``create_app`` makes them once and keeps them on ``app.state``; routes, the API's and the
 dashboard's alike, take them as the FastAPI dependencies below.
@@ -11,12 +12,14 @@ from fastapi import Depends, FastAPI, Request
 from tidings.dispatch import Dispatcher
 from tidings.settings import Settings
 from tidings.store import Store
+from tidings.throttle import AuthThrottle
 
 
 def keep(app: FastAPI, settings: Settings, store: Store, dispatcher: Dispatcher) -> None:
     app.state.settings = settings
     app.state.store = store
     app.state.dispatcher = dispatcher
+    app.state.throttle = AuthThrottle(store.redis)
 
 
 def settings(request: Request) -> Settings:
@@ -31,6 +34,11 @@ def dispatcher(request: Request) -> Dispatcher:
     return cast(Dispatcher, request.app.state.dispatcher)
 
 
+def throttle(request: Request) -> AuthThrottle:
+    return cast(AuthThrottle, request.app.state.throttle)
+
+
 SettingsDep = Annotated[Settings, Depends(settings)]
 StoreDep = Annotated[Store, Depends(store)]
 DispatcherDep = Annotated[Dispatcher, Depends(dispatcher)]
+ThrottleDep = Annotated[AuthThrottle, Depends(throttle)]

@@ -10,7 +10,10 @@ from fastapi.responses import RedirectResponse
 from tidings import metrics, services, ui
 from tidings.api import admin, errors, events, handlers, health, transactions
 from tidings.api import metrics as metrics_page
-from tidings.api.limits import BodyLimit
+from tidings.api.content_type import BodiesAreJson
+from tidings.api.errors import UnexpectedErrors
+from tidings.api.limits import RequestLimits
+from tidings.api.openapi import ANY_REQUEST
 from tidings.dispatch import Dispatcher
 from tidings.settings import Settings
 from tidings.store import Store
@@ -37,9 +40,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Self-hosted Event API: emit events, handle them with workers, query transactions.",
         lifespan=lifespan,
         exception_handlers=errors.HANDLERS,
+        responses=ANY_REQUEST,
     )
     services.keep(app, settings, Store.from_settings(settings), Dispatcher.from_settings(settings))
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodiesAreJson)
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(UnexpectedErrors)  # added last: it runs first, around the rest
     for area in (events, transactions, handlers, admin, health, metrics_page):
         app.include_router(area.router)
     app.include_router(ui.router)

@@ -1,46 +1,70 @@
 """What the API's routes depend on: the caller behind a secret key, the admin token, and a
-body read straight into its model."""
+body read straight into its model. Every credential presented is checked through the
+throttle on failed authentication."""
 
 import hmac
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, Header
+from fastapi import Depends, Request, Security
 from fastapi.exceptions import RequestValidationError
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
 from tidings import models
 from tidings.errors import NotFound, Unauthorized
-from tidings.services import SettingsDep, StoreDep
+from tidings.services import SettingsDep, StoreDep, ThrottleDep
 from tidings.store import MISSING_SECRET, Caller
+from tidings.throttle import client_address
 
 SECRET_HEADER = "X-Buildable-Secret"
+ADMIN_NEEDS_TOKEN = "admin endpoints need Authorization: Bearer <TIDINGS_ADMIN_TOKEN>"
 
-SecretHeader = Annotated[str | None, Header(alias=SECRET_HEADER)]
+secret_key = APIKeyHeader(
+    name=SECRET_HEADER,
+    scheme_name="SecretKey",
+    description="A secret key: `tidings keys create`, or POST /admin/keys.",
+    auto_error=False,
+)
+admin_token = HTTPBearer(
+    scheme_name="AdminToken",
+    description="TIDINGS_ADMIN_TOKEN; the admin API answers 404 while it is unset.",
+    auto_error=False,
+)
 
 
-async def present_secret(secret: SecretHeader = None) -> str:
+async def present_secret(secret: Annotated[str | None, Security(secret_key)]) -> str:
     """A secret was sent (checked before the body is looked at); its check is later."""
     if not secret:
         raise Unauthorized(MISSING_SECRET)
     return secret
 
 
-async def caller(store: StoreDep, secret: SecretHeader = None) -> Caller:
-    return await store.authenticate(secret)
-
-
 PresentSecret = Annotated[str, Depends(present_secret)]
+
+
+async def caller(
+    request: Request, secret: PresentSecret, store: StoreDep, throttle: ThrottleDep
+) -> Caller:
+    async with throttle.attempt(client_address(request)):
+        return await store.authenticate(secret)
+
+
 Authenticated = Annotated[Caller, Depends(caller)]
 
 
 async def admin(
-    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    settings: SettingsDep,
+    throttle: ThrottleDep,
+    token: Annotated[HTTPAuthorizationCredentials | None, Security(admin_token)],
 ) -> None:
     if not settings.admin_token:
         raise NotFound("the admin API is disabled: set TIDINGS_ADMIN_TOKEN to enable it")
-    expected = f"Bearer {settings.admin_token}"
-    if not authorization or not hmac.compare_digest(authorization.encode(), expected.encode()):
-        raise Unauthorized("admin endpoints need Authorization: Bearer <TIDINGS_ADMIN_TOKEN>")
+    if token is None:
+        raise Unauthorized(ADMIN_NEEDS_TOKEN)
+    async with throttle.attempt(client_address(request)):
+        if not hmac.compare_digest(token.credentials.encode(), settings.admin_token.encode()):
+            raise Unauthorized(ADMIN_NEEDS_TOKEN)
 
 
 RequestModel = TypeVar("RequestModel", bound=models.Request)

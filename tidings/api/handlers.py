@@ -5,11 +5,12 @@ from fastapi import APIRouter
 
 from tidings import models
 from tidings.api.deps import Authenticated
+from tidings.api.openapi import CREDENTIAL, JSON_BODY, errors
 from tidings.dispatch import Dispatcher
 from tidings.services import DispatcherDep, SettingsDep, StoreDep
 from tidings.store import WorkItem
 
-router = APIRouter()
+router = APIRouter(responses=CREDENTIAL)
 
 
 @router.get("/handlers", response_model=list[models.HandlerView])
@@ -18,7 +19,9 @@ async def handlers(who: Authenticated, store: StoreDep) -> list[models.HandlerVi
     return await store.handlers(who.scope)
 
 
-@router.post("/events/{key}/rerun", response_model=models.Rerun)
+@router.post(
+    "/events/{key}/rerun", response_model=models.Rerun, responses=JSON_BODY | errors(404, 409)
+)
 async def rerun(
     key: str,
     body: models.RerunRequest,
@@ -34,7 +37,7 @@ async def rerun(
     return rerun_answer(dispatcher, items)
 
 
-@router.post("/rerun", response_model=models.Rerun)
+@router.post("/rerun", response_model=models.Rerun, responses=JSON_BODY)
 async def rerun_failed(
     body: models.RerunFailedRequest,
     who: Authenticated,

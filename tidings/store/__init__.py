@@ -17,6 +17,9 @@ from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
+import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from tidings import models
 from tidings.errors import BadRequest, Conflict, NotFound, Unauthorized
@@ -27,6 +30,19 @@ from tidings.store.keys import Scope
 CUSTOM_PLATFORM = models.CUSTOM_PLATFORM
 DEFAULT_GRACE_MS = 30_000
 MAX_CONNECTIONS = 64
+#: A pooled connection idle for longer is checked with a PING before it is used again.
+HEALTH_CHECK_SECONDS = 10
+#: How long connecting to Redis may take before the request fails (503 over HTTP).
+CONNECT_TIMEOUT_SECONDS = 5
+#: A command that fails on a dropped connection (a pooled one gone stale while Redis
+#: restarted) is sent once more on a new one. Lua scripts stay correct if run twice: an
+#: emit writes the same key, a claim that did go through answers 409.
+CONNECTION_OPTIONS: dict[str, Any] = {
+    "retry": Retry(NoBackoff(), retries=1),
+    "retry_on_error": [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
+    "health_check_interval": HEALTH_CHECK_SECONDS,
+    "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+}
 #: The most transactions one bulk re-run hands out.
 MAX_RERUN = 10_000
 RERUN_PAGE = 500
@@ -202,7 +218,11 @@ class Store:
         # A blocking pool makes a request wait for a free connection under load, where the
         # default pool would fail it with "Too many connections".
         pool = aioredis.BlockingConnectionPool.from_url(
-            url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=20
+            url,
+            decode_responses=True,
+            max_connections=MAX_CONNECTIONS,
+            timeout=20,
+            **CONNECTION_OPTIONS,
         )
         client = aioredis.Redis(connection_pool=pool)
         return cls(client, ttl_seconds=ttl_seconds, grace_ms=grace_ms)

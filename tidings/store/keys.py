@@ -6,6 +6,9 @@ Global keys::
     tidings:secrets              hash  "{owner}/{env}/{name}" -> sha256, every key ever made
     tidings:session:{id}         hash  a dashboard sign-in: the sha256 of its secret, a CSRF
                                        token, createdAt; it expires (TIDINGS_SESSION_SECONDS)
+    tidings:auth-failures:{address}
+                                 string failed authentications from a client address in the
+                                       current window; it expires with the window
     tidings:subs:{env}:{eventName}
                                  hash  txKey -> JSON Subscription of a handler (from workers)
     tidings:workers              zset  worker name -> last heartbeat (ms)
@@ -67,6 +70,10 @@ def secret(digest: str) -> str:
 
 def session(session_id: str) -> str:
     return f"{ROOT}:session:{session_id}"
+
+
+def auth_failures(address: str) -> str:
+    return f"{ROOT}:auth-failures:{address}"
 
 
 WORKERS = f"{ROOT}:workers"

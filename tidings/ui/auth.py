@@ -6,7 +6,9 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from tidings.errors import Unauthorized
-from tidings.services import SettingsDep, StoreDep
+from tidings.services import SettingsDep, StoreDep, ThrottleDep
+from tidings.store import MISSING_SECRET
+from tidings.throttle import client_address
 from tidings.ui.pages import (
     PREFIX,
     SESSION_COOKIE,
@@ -48,13 +50,17 @@ async def sign_in_page(request: Request) -> Response:
 
 
 @router.post("/login")
-async def sign_in(request: Request, store: StoreDep, settings: SettingsDep) -> Response:
+async def sign_in(
+    request: Request, store: StoreDep, settings: SettingsDep, throttle: ThrottleDep
+) -> Response:
     form = await read_form(request)
     check_csrf(form.get("csrf"), request.cookies.get(SIGN_IN_COOKIE))
+    secret = form.get("secret", "").strip()
     try:
-        session = await store.open_session(
-            form.get("secret", "").strip(), ttl_seconds=settings.session_seconds
-        )
+        if not secret:
+            raise Unauthorized(MISSING_SECRET)
+        async with throttle.attempt(client_address(request)):
+            session = await store.open_session(secret, ttl_seconds=settings.session_seconds)
     except Unauthorized as exc:
         return sign_in_form(request, form.get("next"), exc.message)
     response = redirect(next_page(form.get("next")))

@@ -5,7 +5,7 @@ from fastapi.responses import Response
 
 from tidings.errors import TidingsError
 from tidings.services import StoreDep
-from tidings.ui.filters import Filter
+from tidings.ui.filters import Filter, whole_number
 from tidings.ui.pages import Signed, dashboard_router, render
 
 #: The most new rows one poll of the stream brings.
@@ -29,7 +29,7 @@ async def events(request: Request, session: Signed, store: StoreDep) -> Response
         view=view,
         page=page,
         error=error,
-        rerun=int(rerun) if rerun.isdigit() else None,
+        rerun=whole_number(rerun),
     )
 
 
@@ -41,7 +41,7 @@ async def new_rows(request: Request, session: Signed, store: StoreDep) -> Respon
     """
     view = Filter(request.query_params)
     after = request.query_params.get("after", "")
-    newest = (int(after) if after.isdigit() else 0, request.query_params.get("afterKey", ""))
+    newest = (whole_number(after) or 0, request.query_params.get("afterKey", ""))
     scope, query = session.caller.scope, view.query(page=1)
     total = (await store.query(scope, query.model_copy(update={"pageSize": 1}))).total
     since = max(newest[0], query.since or 0)

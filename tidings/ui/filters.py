@@ -16,11 +16,23 @@ FILTERS = ("eventName", "platform", "label", "txKey", "txState", "since", "until
 
 Model = TypeVar("Model", bound=BaseModel)
 
+#: Epoch milliseconds have 13 digits; query parameters longer than this are not numbers we
+#: take (Python refuses to parse integers of over 4,300 digits at all).
+MAX_DIGITS = 16
+
+
+def whole_number(value: str) -> int | None:
+    """A query parameter as a non-negative integer, or None if it is not one."""
+    return int(value) if value.isdigit() and len(value) <= MAX_DIGITS else None
+
 
 def parse_time(name: str, value: str) -> int:
     """Epoch milliseconds, or an ISO date and time (UTC unless it says otherwise)."""
     if value.isdigit():
-        return int(value)
+        number = whole_number(value)
+        if number is None:
+            raise BadRequest(f"{name}: epoch ms have at most {MAX_DIGITS} digits")
+        return number
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -43,7 +55,7 @@ class Filter:
 
     def __init__(self, params: Mapping[str, str]) -> None:
         self.raw = {name: params.get(name, "").strip() for name in FILTERS}
-        self.page = int(params["page"]) if params.get("page", "").isdigit() else 1
+        self.page = whole_number(params.get("page", "")) or 1
 
     @property
     def active(self) -> dict[str, str]:

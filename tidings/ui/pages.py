@@ -4,6 +4,7 @@ signed-in session, forms with their CSRF token, and cookies."""
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,9 +16,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from tidings.errors import Forbidden, TidingsError, Unauthorized
+from tidings.errors import (
+    REDIS_UNREACHABLE,
+    Forbidden,
+    TidingsError,
+    Unauthorized,
+    redis_unreachable,
+)
 from tidings.services import StoreDep
 from tidings.store import Session, now_ms
+
+log = logging.getLogger("tidings.ui")
 
 PREFIX = "/ui"
 SESSION_COOKIE = "tidings_session"
@@ -109,11 +118,21 @@ class UIRoute(APIRoute):
                 wanted = f"?{urlencode({'next': after})}" if request.method == "GET" else ""
                 response = redirect(f"{PREFIX}/login{wanted}")
             except TidingsError as exc:
-                response = render("error.html", status=exc.status_code, message=exc.message)
+                response = error_page(exc)
+            except REDIS_UNREACHABLE as exc:
+                log.warning("Redis unreachable answering %s: %s", request.url.path, exc)
+                response = error_page(redis_unreachable())
             response.headers.update(SECURITY_HEADERS)
             return response
 
         return route
+
+
+def error_page(error: TidingsError) -> Response:
+    response = render("error.html", status=error.status_code, message=error.message)
+    if error.retry_after_seconds is not None:
+        response.headers["Retry-After"] = str(error.retry_after_seconds)
+    return response
 
 
 def dashboard_router() -> APIRouter:
