@@ -42,6 +42,9 @@ CELERY_SETTINGS = {
     "task_ignore_result": True,
     "task_serializer": "json",
     "accept_content": ["json"],
+    # One message a pool process (and one more, see _room_for_one_more): a backlog waits in
+    # the broker's queue, where the API's dispatcher sees it and gathers events into larger
+    # messages, rather than in the worker's memory in messages of one event each.
     "worker_prefetch_multiplier": 1,
     "broker_connection_retry_on_startup": True,
     "worker_hijack_root_logger": False,
@@ -204,7 +207,17 @@ def create_celery(settings: Settings | None = None, *, import_handlers: bool = T
         )
         let_running_handlers_finish()  # through a PaaS's SIGTERM to every process
         signals.worker_init.connect(_freeze_imports, weak=False)
+        signals.worker_ready.connect(_room_for_one_more, weak=False)
     return app
+
+
+def _room_for_one_more(sender: Any = None, **kwargs: Any) -> None:
+    """Let the consumer hold one message beyond one a pool process (its prefetch window):
+    a worker whose every process is busy then still takes a canary off its queues
+    (tidings.canary), while a backlog stays in the broker's queue, where the dispatcher
+    sees it, rather than in the worker."""
+    sender.qos.increment_eventually()
+    sender.qos.update()
 
 
 def _freeze_imports(**kwargs: Any) -> None:
