@@ -1,11 +1,17 @@
 """End to end: tidings (emit over HTTP -> Redis -> Celery -> handler -> transaction recorded)
 against plain Celery on the same broker, with the same worker settings.
 
+Run it from the repository root (about 2 minutes; ``--rounds 0`` measures latency only, in
+about 30 s)::
+
+    .venv/bin/python bench/end_to_end.py [--events 5000] [--rounds 3] [--rate 200] [--seconds 10]
+
 One tidings worker and one plain Celery worker run side by side (an idle worker costs next to
 nothing), both ``--pool=prefork --concurrency=2 --without-mingle --without-gossip
---loglevel=warning``, with acks_late, prefetch multiplier 4 and no results (tidings' app config,
-mirrored in bench/plain_celery.py). The API is ``tidings serve --workers 1``. The sides take
-turns, so that a noisy neighbour on the machine hits them alike.
+--loglevel=warning``, with acks_late, prefetch multiplier 1 and no results (tidings' app config,
+mirrored in bench/plain_celery.py). The API is ``tidings serve --workers 1`` with the timeline
+hooks (bench/traced_serve.py). The sides take turns, so that a noisy neighbour on the machine
+hits them alike.
 
 Throughput, N (default 5,000) per run, the median of --rounds runs of each side:
   tidings  N events for a no-op handler, POST /emit/batch 1,000 at a time; wall time from the
@@ -18,19 +24,29 @@ Throughput, N (default 5,000) per run, the median of --rounds runs of each side:
   ``CPU µs/event`` is the CPU time each part used per event: this process (sending and
   polling), the API, the worker (main process and pool children), and redis-server.
 
-Latency: --rate events/s (default 200) for --seconds (default 10), each a single POST /emit
-whose payload carries the client's time.time(); the handler RPUSHes its start time minus that
-to a Redis list. Plain Celery: tasks at the same pace, apply_async with the send time, task
-start minus send time. Sends go out on a fixed schedule over 4 threads, so that one slow
-answer does not hold back the next sends.
+Latency: --rate events/s (default 200) for --seconds (default 10, in two turns of each side),
+each a single POST /emit sent on a fixed schedule from a lean asyncio HTTP client
+(bench/http_load.py) whose payload carries the client's time.time_ns() just before the
+request is written; the handler RPUSHes its start time minus that to a Redis list. Plain
+Celery: tasks at the same pace from 4 threads (so that one slow send does not hold back the
+next), apply_async(time.time_ns()), task start minus send time. Both sides' figures include
+their client's own cost of sending. Clock: time.time_ns() in every process, on one host: the
+processes read the same clock, so differences across processes are true to well under the
+0.01 ms the figures are given in.
+
+Below the latency table: the CPU µs each part used per event during the latency turns (this
+process, the API, the worker's main process, its pool processes, redis-server), and the
+timeline (bench/timeline.py): per event, the ms between sent, accepted, stored, published,
+received (worker main process), pool (a pool process begins the message), claimed, started
+and ended, with percentiles for each step, and how many events each message carried.
 
 It starts its own embedded redis-server (no persistence), the API and the workers, and stops
-them all by PID at the end. Run it from the repository root::
-
-    .venv/bin/python bench/end_to_end.py [--events 5000] [--rounds 3] [--rate 200] [--seconds 10]
+them all by PID at the end.
 """
 
 import argparse
+import asyncio
+import json
 import os
 import resource
 import socket
@@ -43,15 +59,20 @@ from typing import Any
 
 import httpx
 import redis
-from harness import WORKER_ARGS, Harness, cpu_seconds, wait_until
+import timeline
+from harness import WORKER_ARGS, Harness, cpu_seconds, cpu_split, wait_until
+from http_load import HttpClient, open_loop
 
 from tidings.store.keys import Scope
 
 CELERY = [sys.executable, "-m", "celery"]
 FINISHED_NOOP = Scope("default", "test").tx_index("finished", "noop", "*")
+SECRET_HEADER = "X-Buildable-Secret"
 WARM_UP = 200
+NUDGES = 20
 LANES = 4
 CPU_PARTS = ("send", "api", "worker", "redis")
+LATENCY_CPU_PARTS = ("send", "api", "main", "pool", "redis")
 
 
 def worker(app: str) -> list[str]:
@@ -68,20 +89,28 @@ class Bench:
         self.rdb = redis.Redis.from_url(h.redis_url)
         self.api, base = h.serve(
             "serve",
-            [sys.executable, "-m", "tidings.cli", "serve", "--port", "{port}", "--workers", "1"],
+            [sys.executable, "bench/traced_serve.py", "--port", "{port}", "--workers", "1"],
             TIDINGS_ADMIN_TOKEN="bench",
         )
         self.workers = [
-            h.start("tidings-worker", worker("workers"), TIDINGS_HANDLERS="bench_handlers"),
+            h.start(
+                "tidings-worker",
+                worker("workers"),
+                TIDINGS_HANDLERS="bench_handlers",
+                BENCH_TIMELINE="1",
+            ),
             h.start("plain-worker", worker("plain_celery")),
         ]
         name = f"{socket.gethostname()}:{self.workers[0]}"
         wait_until(lambda: self.rdb.zscore("tidings:workers", name) is not None, 30, "worker")
         wait_until(lambda: self.rdb.get(plain_celery.READY_KEY), 30, "plain Celery worker")
         self.http = httpx.Client(base_url=base, timeout=30)
+        self.port = int(base.rsplit(":", 1)[1])
+        self.latency_keys: list[str] = []
         key, admin = {"name": "bench", "env": "test"}, {"Authorization": "Bearer bench"}
         created = self.http.post("/admin/keys", json=key, headers=admin)
-        self.http.headers["X-Buildable-Secret"] = created.raise_for_status().json()["secret"]
+        self.secret = created.raise_for_status().json()["secret"]
+        self.http.headers[SECRET_HEADER] = self.secret
 
     def close(self) -> None:
         self.http.close()
@@ -95,6 +124,20 @@ class Bench:
             "send": usage.ru_utime + usage.ru_stime,
             "api": cpu_seconds(self.api),
             "worker": sum(cpu_seconds(pid) for pid in self.workers),
+            "redis": server["used_cpu_user"] + server["used_cpu_sys"],
+        }
+
+    def turn_cpu(self, worker: int) -> dict[str, float]:
+        """CPU seconds so far of the parts a latency turn uses, with one worker's main
+        process and pool apart."""
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        server = self.rdb.info("cpu")
+        main, pool = cpu_split(worker)
+        return {
+            "send": usage.ru_utime + usage.ru_stime,
+            "api": cpu_seconds(self.api),
+            "main": main,
+            "pool": pool,
             "redis": server["used_cpu_user"] + server["used_cpu_sys"],
         }
 
@@ -149,12 +192,39 @@ class Bench:
         with ThreadPoolExecutor(LANES) as pool:
             return [ms for took in pool.map(lane, range(LANES)) for ms in took]
 
-    def emit_latency(self) -> None:
-        body = {"event": "bench.latency", "payload": {"sent": time.time()}}
-        self.http.post("/emit", json=body).raise_for_status()
+    def emit_paced(self, seconds: float) -> list[float]:
+        """POST /emit at --rate per second from a lean asyncio client (bench/http_load.py);
+        answers how long each request took, in ms."""
+        took: list[float] = []
+
+        async def run() -> None:
+            client = HttpClient(self.port, {SECRET_HEADER: self.secret})
+
+            async def emit(i: int) -> None:
+                sent = timeline.now_ns()
+                body = json.dumps({"event": "bench.latency", "payload": {"sent": sent}})
+                key = json.loads(await client.post("/emit", body.encode()))["key"]
+                took.append((timeline.now_ns() - sent) / 1e6)
+                timeline.mark("sent", [key], at=sent)
+                self.latency_keys.append(key)
+
+            try:
+                await open_loop(self.args.rate, int(self.args.rate * seconds), emit)
+            finally:
+                client.close()
+
+        asyncio.run(run())
+        return took
+
+    def nudge(self) -> None:
+        """Emit no-op events for a while, so that every process marking the timeline passes a
+        point where it writes its last marks."""
+        for _ in range(NUDGES):
+            self.http.post("/emit", json={"event": "bench.noop"}).raise_for_status()
+            time.sleep(timeline.FLUSH_SECONDS / 4)
 
     def task_latency(self) -> None:
-        self.plain.latency.apply_async(args=[time.time()])
+        self.plain.latency.apply_async(args=[time.time_ns()])
 
     def latencies(self, key: str, n: int) -> list[float]:
         wait_until(lambda: self.rdb.llen(key) >= n, 60, f"{n} entries in {key}")
@@ -171,13 +241,11 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def pct(values: list[float]) -> dict[str, float]:
-    q = statistics.quantiles(values, n=100)
+    q = statistics.quantiles(values, n=100, method="inclusive")
     return {"p50": q[49], "p99": q[98], "max": max(values)}
 
 
-def run(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
-    from bench_handlers import LATENCY_LIST
-
+def throughput(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
     sides: dict[str, Callable[[int], dict[str, Any]]] = {
         "tidings": b.tidings,
         "A": lambda n: b.celery(b.plain.noop, n),
@@ -192,26 +260,46 @@ def run(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
     query = {"txKey": "noop", "txState": "finished", "pageSize": 1}
     total = b.http.post("/query", json=query).json()["total"]
     assert total == WARM_UP + args.events * args.rounds, f"/query: {total} finished"
-    result: dict[str, Any] = {name: median_run(r) for name, r in runs.items()}
+    return {name: median_run(r) for name, r in runs.items()}
 
-    b.paced(0.2, b.emit_latency)  # warm-up
+
+def latency(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
+    from bench_handlers import LATENCY_LIST
+
+    b.emit_paced(0.2)  # warm-up
     b.paced(0.2, b.task_latency)
     b.latencies(LATENCY_LIST, int(args.rate * 0.2))
     b.latencies(b.plain.LATENCY_LIST, int(args.rate * 0.2))
+    b.latency_keys.clear()
     rtt: list[float] = []
+    cpu = {side: dict.fromkeys(LATENCY_CPU_PARTS, 0.0) for side in ("tidings", "plain")}
     for _ in range(2):  # in turns
-        rtt += b.paced(args.seconds / 2, b.emit_latency)
-        b.paced(args.seconds / 2, b.task_latency)
+        for side, worker, paced in [
+            ("tidings", b.workers[0], b.emit_paced),
+            ("plain", b.workers[1], lambda seconds: b.paced(seconds, b.task_latency)),
+        ]:
+            before = b.turn_cpu(worker)
+            took = paced(args.seconds / 2)
+            time.sleep(0.5)  # the last sends are handled
+            after = b.turn_cpu(worker)
+            for part in LATENCY_CPU_PARTS:
+                cpu[side][part] += after[part] - before[part]
+            if side == "tidings":
+                rtt += took
     n = 2 * int(args.rate * args.seconds / 2)
-    result["latency"] = {
+    result = {
         "tidings": pct(b.latencies(LATENCY_LIST, n)),
         "plain": pct(b.latencies(b.plain.LATENCY_LIST, n)),
         "rtt": pct(rtt),
+        "cpu": {side: {p: v * 1e6 / n for p, v in parts.items()} for side, parts in cpu.items()},
     }
+    timeline.flush(b.rdb)
+    b.nudge()
+    result["timeline"] = timeline.read(b.rdb, b.latency_keys)
     return result
 
 
-def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
+def report_throughput(args: argparse.Namespace, r: dict[str, Any]) -> None:
     print(
         f"\nThroughput: {args.events:,} events or tasks per run, first send -> last done, "
         f"median of {args.rounds} runs"
@@ -233,7 +321,9 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
         "(main + pool), redis-server"
     )
 
-    lat, n = r["latency"], 2 * int(args.rate * args.seconds / 2)
+
+def report_latency(args: argparse.Namespace, lat: dict[str, Any]) -> None:
+    n = 2 * int(args.rate * args.seconds / 2)
     print(f"\nLatency: {n:,} sends each at {args.rate:g}/s, send -> handler (task) start, ms")
     print(f"{'':<38}{'p50':>7}{'p99':>7}{'max':>7}")
     for label, name in [
@@ -245,12 +335,21 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
     print(f"{'tidings/Celery':<38}" + "".join(f"{x:>6.1f}x" for x in ratios))
     rtt = "".join(f"{lat['rtt'][q]:>7.2f}" for q in ("p50", "p99", "max"))
     print(f"{'(tidings: POST /emit round trip)':<38}{rtt}")
+    print("\nCPU µs per event (task) in the latency runs")
+    print(f"{'':<38}" + "".join(f"{part:>8}" for part in LATENCY_CPU_PARTS))
+    for name in ("tidings", "plain"):
+        print(f"{name:<38}" + "".join(f"{lat['cpu'][name][p]:>8.0f}" for p in LATENCY_CPU_PARTS))
+    print("main/pool: the worker's main process and its pool processes; send: this process")
+    print()
+    timeline.print_steps(lat["timeline"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=5000, help="per throughput run")
-    parser.add_argument("--rounds", type=int, default=3, help="throughput runs of each side")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="throughput runs of each side (0: latency only)"
+    )
     parser.add_argument("--rate", type=float, default=200, help="latency: sends per second")
     parser.add_argument("--seconds", type=float, default=10, help="latency: seconds per side")
     args = parser.parse_args()
@@ -259,11 +358,14 @@ def main() -> None:
     with Harness() as h:
         b = Bench(h, args)
         try:
-            result = run(b, args)
+            rates = throughput(b, args) if args.rounds else None
+            latencies = latency(b, args)
         finally:
             b.close()
     print(f"{os.cpu_count()} CPUs; load average {load:.1f} before, {os.getloadavg()[0]:.1f} after")
-    report(args, result)
+    if rates:
+        report_throughput(args, rates)
+    report_latency(args, latencies)
     print(f"\ntotal run time {time.perf_counter() - started:.0f} s")
 
 

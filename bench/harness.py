@@ -108,7 +108,13 @@ class Harness:
 def cpu_seconds(pgid: int) -> float:
     """CPU time (user + system) used so far by the live processes of a process group: a
     process started here and, for a Celery worker, its pool children."""
-    total = 0.0
+    return sum(cpu_split(pgid))
+
+
+def cpu_split(pgid: int) -> tuple[float, float]:
+    """CPU time of a process group's leader (a Celery worker's main process) and of the
+    rest (its pool children)."""
+    leader = rest = 0.0
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/stat") as f:
@@ -116,8 +122,12 @@ def cpu_seconds(pgid: int) -> float:
         except OSError:
             continue
         if int(fields[2]) == pgid:
-            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return total
+            used = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            if int(pid) == pgid:
+                leader += used
+            else:
+                rest += used
+    return leader, rest
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -7,10 +7,14 @@ finds; ``tidings.canary`` subscribes its handlers and keeps its heartbeat and ca
 """
 
 import asyncio
+import base64
+import gc
+import json
 import logging
 import os
 import socket
 import threading
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,7 +42,10 @@ CELERY_SETTINGS = {
     "task_ignore_result": True,
     "task_serializer": "json",
     "accept_content": ["json"],
-    "worker_prefetch_multiplier": 4,
+    # One message a pool process (and one more, see _room_for_one_more): a backlog waits in
+    # the broker's queue, where the API's dispatcher sees it and gathers events into larger
+    # messages, rather than in the worker's memory in messages of one event each.
+    "worker_prefetch_multiplier": 1,
     "broker_connection_retry_on_startup": True,
     "worker_hijack_root_logger": False,
 }
@@ -49,6 +56,69 @@ def queue_name(queue: str, env: str) -> str:
     return f"{queue}.{env}"
 
 
+def message_rows(items: Iterable[tuple[WorkItem, str]], batch: int) -> list[tuple[str, list[Any]]]:
+    """Work items as (queue, rows) of the messages that carry them: one queue's items
+    together, at most ``batch`` rows a message."""
+    by_queue: dict[str, list[list[Any]]] = defaultdict(list)
+    for item, queue in items:
+        by_queue[queue_name(queue, item.env)].append(item.row)
+    return [
+        (queue, rows[start : start + batch])
+        for queue, rows in by_queue.items()
+        for start in range(0, len(rows), batch)
+    ]
+
+
+#: The body's third part (protocol 2): no callbacks, errbacks, chain or chord.
+NO_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+ORIGIN = f"tidings@{socket.gethostname()}"
+
+
+def redis_message(rows: list[Any], queue: str) -> str:
+    """A tidings.run message as kombu's Redis transport keeps it in the queue's list: a
+    Celery task message (protocol 2, docs.celeryq.dev internals/protocol) in kombu's JSON
+    envelope, the body base64-encoded, with the fields ``app.send_task`` writes."""
+    task_id = str(uuid.uuid4())
+    body = json.dumps([[rows], {}, NO_EMBED])
+    return json.dumps(
+        {
+            "body": base64.b64encode(body.encode()).decode(),
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": {
+                "lang": "py",
+                "task": RUN_TASK,
+                "id": task_id,
+                "shadow": None,
+                "eta": None,
+                "expires": None,
+                "group": None,
+                "group_index": None,
+                "retries": 0,
+                "timelimit": [None, None],
+                "root_id": task_id,
+                "parent_id": None,
+                "argsrepr": f"[<{len(rows)} transactions>]",
+                "kwargsrepr": "{}",
+                "origin": ORIGIN,
+                "ignore_result": True,
+                "replaced_task_nesting": 0,
+                "stamped_headers": None,
+                "stamps": {},
+            },
+            "properties": {
+                "correlation_id": task_id,
+                "reply_to": "",
+                "delivery_mode": 2,
+                "delivery_info": {"exchange": "", "routing_key": queue},
+                "priority": 0,
+                "body_encoding": "base64",
+                "delivery_tag": str(uuid.uuid4()),
+            },
+        }
+    )
+
+
 def publish(
     app: Celery,
     items: Iterable[tuple[WorkItem, str]],
@@ -57,13 +127,8 @@ def publish(
     countdown: float | None = None,
 ) -> None:
     """Send work items, as few messages as their queues and the batch size allow."""
-    by_queue: dict[str, list[list[str | int]]] = defaultdict(list)
-    for item, queue in items:
-        by_queue[queue_name(queue, item.env)].append(item.row)
-    for queue, rows in by_queue.items():
-        for start in range(0, len(rows), batch):
-            chunk = rows[start : start + batch]
-            app.send_task(RUN_TASK, args=[chunk], queue=queue, countdown=countdown)
+    for queue, rows in message_rows(items, batch):
+        app.send_task(RUN_TASK, args=[rows], queue=queue, countdown=countdown)
 
 
 @dataclass
@@ -141,7 +206,26 @@ def create_celery(settings: Settings | None = None, *, import_handlers: bool = T
             app, settings, lambda items: publish(app, items, batch=settings.dispatch_batch)
         )
         let_running_handlers_finish()  # through a PaaS's SIGTERM to every process
+        signals.worker_init.connect(_freeze_imports, weak=False)
+        signals.worker_ready.connect(_room_for_one_more, weak=False)
     return app
+
+
+def _room_for_one_more(sender: Any = None, **kwargs: Any) -> None:
+    """Let the consumer hold one message beyond one a pool process (its prefetch window):
+    a worker whose every process is busy then still takes a canary off its queues
+    (tidings.canary), while a backlog stays in the broker's queue, where the dispatcher
+    sees it, rather than in the worker."""
+    sender.qos.increment_eventually()
+    sender.qos.update()
+
+
+def _freeze_imports(**kwargs: Any) -> None:
+    """Leave what the worker has loaded by now out of garbage collection, before the pool's
+    processes fork: a full collection of it stalls a process ~30 ms (gc.collect() after
+    ``import workers``, measured on this project's 2-core machine), on the main process's
+    consumer or a handler's run alike."""
+    gc.freeze()
 
 
 #: Rows of one message run together, so that one row's Redis round trips overlap another's.

@@ -1,25 +1,29 @@
 """The init/transact wrapper around every handler run: plain Python, no Celery.
 
 A run claims its transaction (a leased init), calls the handler, and records the outcome
-with transact. An exception is retried with backoff until ``max_retries`` runs out; each
-failed attempt is written to the transaction's history; the last one fails it with the
-error as its output. The Celery task in ``tidings.celery_app`` is a thin shell around this.
+with transact. The rows of one message run together: claims asked for while one is on its
+way go to Redis together in the next round trip, and so do results, so that a message of
+many rows costs a few round trips rather than two a row. An exception is retried with
+backoff until ``max_retries`` runs out; each failed attempt is written to the transaction's
+history; the last one fails it with the error as its output. The Celery task in
+``tidings.celery_app`` is a thin shell around this.
 """
 
+import asyncio
 import contextvars
 import json
 import logging
 import random
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import ValidationError
 
 from tidings import models
 from tidings.handlers import MAX_BACKOFF_SECONDS, EventInfo, Handler, Message
-from tidings.store import Claim, Store, WorkItem, new_event_key, now_ms
+from tidings.store import Claim, Emitted, Result, Store, WorkItem, new_event_key, now_ms
 
 log = logging.getLogger("tidings.worker")
 
@@ -72,6 +76,44 @@ class NotRetryable(Exception):
         self.output = {"error": {"type": error_type, "message": message}}
 
 
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class Together(Generic[In, Out]):
+    """Calls of ``many`` with one argument each: those made while a call is on its way
+    (or in the same turn of the event loop) go together in the next one."""
+
+    def __init__(self, many: Callable[[list[In]], Awaitable[list[Out]]]) -> None:
+        self.many = many
+        self._waiting: list[tuple[In, asyncio.Future[Out]]] = []
+        self._calling: asyncio.Task[None] | None = None
+
+    async def __call__(self, arg: In) -> Out:
+        answer: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
+        self._waiting.append((arg, answer))
+        if self._calling is None:
+            self._calling = asyncio.create_task(self._call())
+        return await answer
+
+    async def _call(self) -> None:
+        try:
+            while self._waiting:
+                waiting, self._waiting = self._waiting, []
+                try:
+                    outs = await self.many([arg for arg, _ in waiting])
+                except Exception as exc:
+                    for _, answer in waiting:
+                        if not answer.done():
+                            answer.set_exception(exc)
+                    continue
+                for (_, answer), out in zip(waiting, outs, strict=True):
+                    if not answer.done():
+                        answer.set_result(out)
+        finally:
+            self._calling = None
+
+
 @dataclass
 class Runner:
     store: Store
@@ -82,8 +124,18 @@ class Runner:
     #: What this runner is running now, whose leases are kept alive.
     running: set[WorkItem] = field(default_factory=set)
 
+    def __post_init__(self) -> None:
+        self._claim = Together(self._claim_many)
+        self._finish = Together(self._finish_many)
+
+    async def _claim_many(self, items: list[WorkItem]) -> list[Claim | None]:
+        return await self.store.claim_many(items, actor=self.worker_name, lease_ms=self.lease_ms)
+
+    async def _finish_many(self, results: list[Result]) -> list[list[Emitted] | None]:
+        return await self.store.finish_many(results, self.worker_name)
+
     async def run(self, item: WorkItem, handler: Handler) -> Outcome:
-        claim = await self.store.claim(item, actor=self.worker_name, lease_ms=self.lease_ms)
+        claim = await self._claim(item)
         if claim is None:
             return "skipped"
         self.running.add(item)
@@ -160,9 +212,7 @@ class Runner:
         outbox: list[tuple[str, models.EmitRequest]] | None = None,
     ) -> Outcome:
         """Record the result, with the events the handler emitted, then hand those out."""
-        emitted = await self.store.finish(
-            item, claim, state, output, actor=self.worker_name, follow_ups=outbox or []
-        )
+        emitted = await self._finish(Result(item, claim, state, output, outbox or []))
         if emitted is None:
             # Our lease lapsed and another worker took the run over (or the event expired):
             # its result counts, not ours.

@@ -163,6 +163,37 @@ class Claim:
     label: str
 
 
+@dataclass(frozen=True)
+class Result:
+    """What a worker's run of a claimed transaction ended with, for ``finish`` to record."""
+
+    item: WorkItem
+    claim: Claim
+    state: str
+    output: Any
+    #: The events its handler emitted, with their keys: stored with the result.
+    follow_ups: list[tuple[str, models.EmitRequest]]
+
+
+def _claim(answer: list[Any], token: str) -> Claim | None:
+    """A claim script's answer as a Claim, or None if it skipped."""
+    if answer[0] != "ok":
+        return None
+    attempts, payload, headers, query, created_at, event_id, name, platform, label = answer[1:]
+    return Claim(
+        token=token,
+        attempt=int(attempts),
+        payload=json.loads(payload),
+        headers=json.loads(headers),
+        query=json.loads(query),
+        created_at=int(created_at),
+        event_id=event_id,
+        event_name=name,
+        platform=platform,
+        label=label,
+    )
+
+
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -210,6 +241,16 @@ class Store:
 
     async def _run(self, script: str, *args: Any) -> Any:
         return await self._scripts[script](args=[str(a) for a in args])
+
+    async def _run_many(self, script: str, calls: list[list[Any]]) -> list[Any]:
+        """Several runs of a script in one round trip (a pipeline), in order."""
+        if len(calls) == 1:
+            return [await self._run(script, *calls[0])]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for args in calls:
+                await self._scripts[script](args=[str(a) for a in args], client=pipe)
+            answers: list[Any] = await pipe.execute()
+        return answers
 
     # Secret keys
 
@@ -429,34 +470,31 @@ class Store:
 
     async def claim(self, item: WorkItem, *, actor: str, lease_ms: int) -> Claim | None:
         """A worker's leased claim; None when the transaction is not this worker's to run."""
-        answer = await self._run(
-            "claim",
-            item.scope.prefix,
-            item.key,
-            item.tx_key,
-            now_ms(),
-            actor,
-            new_id()[:24],
-            new_id(),
-            lease_ms,
-            item.attempt,
-            token := new_id(),
-        )
-        if answer[0] != "ok":
-            return None
-        attempts, payload, headers, query, created_at, event_id, name, platform, label = answer[1:]
-        return Claim(
-            token=token,
-            attempt=int(attempts),
-            payload=json.loads(payload),
-            headers=json.loads(headers),
-            query=json.loads(query),
-            created_at=int(created_at),
-            event_id=event_id,
-            event_name=name,
-            platform=platform,
-            label=label,
-        )
+        [claim] = await self.claim_many([item], actor=actor, lease_ms=lease_ms)
+        return claim
+
+    async def claim_many(
+        self, items: list[WorkItem], *, actor: str, lease_ms: int
+    ) -> list[Claim | None]:
+        """``claim`` for several transactions, in one round trip."""
+        tokens = [new_id() for _ in items]
+        calls = [
+            [
+                item.scope.prefix,
+                item.key,
+                item.tx_key,
+                now_ms(),
+                actor,
+                new_id()[:24],
+                new_id(),
+                lease_ms,
+                item.attempt,
+                token,
+            ]
+            for item, token in zip(items, tokens, strict=True)
+        ]
+        answers = await self._run_many("claim", calls)
+        return [_claim(answer, token) for answer, token in zip(answers, tokens, strict=True)]
 
     async def extend_leases(self, items: list[WorkItem], lease_ms: int) -> None:
         """Renew the leases of transactions still running (none that has ended since)."""
@@ -480,25 +518,36 @@ class Store:
     ) -> list[Emitted] | None:
         """A worker's transact: the result, and the events its handler emitted, stored in one
         step while its claim stands; None (nothing stored) once another worker holds it."""
-        event_keys = [key for key, _ in follow_ups]
-        answer = await self._run(
-            "transact",
-            item.scope.prefix,
-            item.key,
-            item.tx_key,
-            state,
-            dump(output),
-            now_ms(),
-            actor,
-            claim.token,
-            claim.label,
-            self.ttl_seconds,
-            self.grace_ms,
-            *_event_args(event_keys, [request for _, request in follow_ups]),
-        )
-        if answer[0] != "ok":
-            return None
-        return _emitted(event_keys, answer[2])
+        [emitted] = await self.finish_many([Result(item, claim, state, output, follow_ups)], actor)
+        return emitted
+
+    async def finish_many(self, results: list["Result"], actor: str) -> list[list[Emitted] | None]:
+        """``finish`` for several results, in one round trip."""
+        calls = []
+        for r in results:
+            event_keys = [key for key, _ in r.follow_ups]
+            requests = [request for _, request in r.follow_ups]
+            calls.append(
+                [
+                    r.item.scope.prefix,
+                    r.item.key,
+                    r.item.tx_key,
+                    r.state,
+                    dump(r.output),
+                    now_ms(),
+                    actor,
+                    r.claim.token,
+                    r.claim.label,
+                    self.ttl_seconds,
+                    self.grace_ms,
+                    *_event_args(event_keys, requests),
+                ]
+            )
+        answers = await self._run_many("transact", calls)
+        return [
+            _emitted([key for key, _ in r.follow_ups], answer[2]) if answer[0] == "ok" else None
+            for r, answer in zip(results, answers, strict=True)
+        ]
 
     async def retry_later(
         self, item: WorkItem, claim: "Claim", *, actor: str, reason: str, lease_until: int

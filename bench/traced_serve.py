@@ -1,0 +1,55 @@
+"""``tidings serve`` with the API's timeline hooks (bench/timeline.py): marks when each event
+is accepted, stored and published. For the benchmarks only::
+
+    PYTHONPATH=bench REDIS_URL=... python bench/traced_serve.py --port 8000
+"""
+
+import asyncio
+import os
+import sys
+from functools import wraps
+from typing import Any
+
+import redis.asyncio as aioredis
+import timeline
+
+import tidings.dispatch
+from tidings import cli
+from tidings.store import Store
+
+_emit_with_secret = Store.emit_with_secret
+_writes: set[asyncio.Task[Any]] = set()
+client = aioredis.Redis.from_url(os.environ["REDIS_URL"])
+
+
+@wraps(_emit_with_secret)
+async def emit_with_secret(self: Store, secret: Any, events: Any) -> Any:
+    accepted = timeline.now_ns()
+    caller, emitted = await _emit_with_secret(self, secret, events)
+    keys = [e.key for e in emitted]
+    timeline.mark("accepted", keys, at=accepted)
+    timeline.mark("stored", keys)
+    return caller, emitted
+
+
+def traced(publish: Any) -> Any:
+    @wraps(publish)
+    async def traced_publish(self: Any, items: Any) -> bool:
+        backlog: bool = await publish(self, items)
+        timeline.mark("published", [item.key for item, _ in items])
+        marks = timeline.due()
+        if marks:  # written in the background, on this event loop
+            task = asyncio.create_task(timeline.flush(client, marks))
+            _writes.add(task)
+            task.add_done_callback(_writes.discard)
+        return backlog
+
+    return traced_publish
+
+
+Store.emit_with_secret = emit_with_secret  # type: ignore[method-assign]
+for broker in (tidings.dispatch.RedisBroker, tidings.dispatch.CeleryBroker):
+    broker.publish = traced(broker.publish)  # type: ignore[method-assign]
+
+if __name__ == "__main__":
+    cli.main(["serve", *sys.argv[1:]])
