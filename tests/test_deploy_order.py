@@ -15,6 +15,7 @@ import httpx
 import pytest
 import redis
 from conftest import serving
+from prometheus_client.parser import text_string_to_metric_families
 from worker_support import ROOT, Worker
 
 from tidings import models
@@ -188,3 +189,41 @@ def test_a_subscription_catches_up_since_its_first_registration_when_it_changes(
     assert [(item.key, item.tx_key, queue) for item, queue in widened] == [
         (missed, "ship", "tidings")
     ]
+
+
+def metric_samples(base_url: str) -> dict[str, float]:
+    """Sample (name and labels, as written) -> value."""
+    samples = {}
+    for family in text_string_to_metric_families(httpx.get(f"{base_url}/metrics").text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}"] = sample.value
+    return samples
+
+
+def test_one_scrape_of_the_api_sees_what_the_workers_did(
+    redis_url: str, workers: list[Worker], tmp_path: Path
+) -> None:
+    """Workers are other processes: their counts reach /metrics through Redis."""
+    start_worker(workers, redis_url, tmp_path / "worker.log", **PROJECT_ENV)
+    with (
+        serving(redis_url, tmp_path / "serve.log", **PROJECT_ENV) as base_url,
+        client(base_url) as http,
+    ):
+        keys = emit_users(http, 4)
+        for key in keys:
+            wait_until(lambda key=key: welcomed(http, key), f"event {key} to be handled")
+        runs = "tidings_handler_runs_total{outcome=finished,tx_key=send-welcome-email}"
+        # Flushed every couple of seconds by each process.
+        samples = wait_until(
+            lambda: (found := metric_samples(base_url)).get(runs) == 4 and found, "the runs"
+        )
+        welcome = "{tx_key=send-welcome-email}"
+        assert samples[f"tidings_handler_duration_seconds_count{welcome}"] == 4
+        assert samples[f"tidings_emit_to_start_seconds_count{welcome}"] == 4
+        emitted = "tidings_events_emitted_total{environment=test,event_name=user.created}"
+        assert samples[emitted] == 4
+        # Each welcome emitted an email.sent, whose handler ran too: 8 transactions in all.
+        assert samples["tidings_dispatch_batch_size_sum{}"] == 8
+        waiting = "tidings_events_waiting{environment=test,owner=default,tx_key=send-welcome-email}"
+        assert samples[waiting] == 0

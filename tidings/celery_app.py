@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -23,7 +24,7 @@ from typing import Any
 from celery import Celery, signals
 from kombu.entity import Queue
 
-from tidings import canary
+from tidings import canary, metrics
 from tidings.handlers import REGISTRY, discover
 from tidings.settings import Settings
 from tidings.store import Store, WorkItem
@@ -62,11 +63,14 @@ def message_rows(items: Iterable[tuple[WorkItem, str]], batch: int) -> list[tupl
     by_queue: dict[str, list[list[Any]]] = defaultdict(list)
     for item, queue in items:
         by_queue[queue_name(queue, item.env)].append(item.row)
-    return [
+    messages = [
         (queue, rows[start : start + batch])
         for queue, rows in by_queue.items()
         for start in range(0, len(rows), batch)
     ]
+    for _, rows in messages:
+        metrics.METRICS.observe(metrics.DISPATCH_BATCH, len(rows))
+    return messages
 
 
 #: The body's third part (protocol 2): no callbacks, errbacks, chain or chord.
@@ -168,12 +172,18 @@ def worker_process(app: Celery, settings: Settings) -> WorkerProcess:
 
 def _keep_leases(runner: Runner, settings: Settings) -> None:
     """Renew the leases of what a runner is running, so that a handler that runs longer
-    than the lease is not claimed again; a dead worker's leases still lapse."""
+    than the lease is not claimed again (a dead worker's leases still lapse); and add this
+    process's metrics to Redis every few seconds."""
 
     async def keep() -> None:
         store = Store.from_settings(settings)
+        renewed = time.monotonic()
         while True:
-            await asyncio.sleep(settings.lease_seconds / 3)
+            await asyncio.sleep(metrics.FLUSH_SECONDS)
+            await _flush_metrics(store)
+            if time.monotonic() - renewed < settings.lease_seconds / 3:
+                continue
+            renewed = time.monotonic()
             try:
                 await store.extend_leases(list(runner.running), settings.lease_ms)
             except Exception:  # Redis away for a moment: try again next round
@@ -208,6 +218,7 @@ def create_celery(settings: Settings | None = None, *, import_handlers: bool = T
         let_running_handlers_finish()  # through a PaaS's SIGTERM to every process
         signals.worker_init.connect(_freeze_imports, weak=False)
         signals.worker_ready.connect(_room_for_one_more, weak=False)
+        signals.worker_process_shutdown.connect(_flush_on_exit, weak=False)
     return app
 
 
@@ -249,6 +260,21 @@ async def _run_batch(runner: Runner, rows: list[list[Any]]) -> None:
         raise errors[0]
 
 
+async def _flush_metrics(store: Store) -> None:
+    try:
+        await metrics.METRICS.flush(store)
+    except Exception:  # Redis away: the counts wait for the next flush
+        log.warning("could not flush metrics to Redis", exc_info=True)
+
+
+def _flush_on_exit(**kwargs: Any) -> None:
+    """A pool process's last counts, as it exits."""
+    for process in _process.values():
+        if process.loop.is_closed() or process.loop.is_running():
+            continue
+        process.loop.run_until_complete(_flush_metrics(process.store))
+
+
 def _start_worker_duties(app: Celery, settings: Settings) -> None:
     """Recover every few seconds, from the worker's main process."""
     stop = threading.Event()
@@ -261,6 +287,8 @@ def _start_worker_duties(app: Celery, settings: Settings) -> None:
                     items = await store.recover(
                         settings.environment_list, lease_ms=settings.lease_ms
                     )
+                    for item, _ in items:
+                        metrics.METRICS.inc(metrics.LEASE_RECOVERIES, item.env)
                     if items:
                         log.info("recovery hands out %d transactions again", len(items))
                         publish(app, items, batch=settings.dispatch_batch)

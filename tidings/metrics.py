@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import threading
-import time
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -130,7 +129,6 @@ class Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        self._flushed_at = time.monotonic()
 
     def inc(self, metric: Definition, *labels: str, by: float = 1) -> None:
         with self._lock:
@@ -147,13 +145,9 @@ class Metrics:
             counts[_field(labels, SUM)] += value
             counts[_field(labels, COUNT)] += 1
 
-    def due(self) -> bool:
-        return time.monotonic() - self._flushed_at >= FLUSH_SECONDS
-
     def _take(self) -> dict[str, dict[str, float]]:
         with self._lock:
             counts, self._counts = self._counts, defaultdict(lambda: defaultdict(float))
-            self._flushed_at = time.monotonic()
         return counts
 
     async def flush(self, store: Store) -> None:

@@ -14,6 +14,7 @@ import contextvars
 import json
 import logging
 import random
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -21,7 +22,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import ValidationError
 
-from tidings import models
+from tidings import metrics, models
 from tidings.handlers import MAX_BACKOFF_SECONDS, EventInfo, Handler, Message
 from tidings.store import Claim, Emitted, Result, Store, WorkItem, new_event_key, now_ms
 
@@ -137,12 +138,18 @@ class Runner:
     async def run(self, item: WorkItem, handler: Handler) -> Outcome:
         claim = await self._claim(item)
         if claim is None:
-            return "skipped"
-        self.running.add(item)
-        try:
-            return await self._run_claimed(item, handler, claim)
-        finally:
-            self.running.discard(item)
+            outcome: Outcome = "skipped"
+        else:
+            if claim.attempt == 1:
+                waited = (now_ms() - claim.created_at) / 1000
+                metrics.METRICS.observe(metrics.EMIT_TO_START_SECONDS, waited, item.tx_key)
+            self.running.add(item)
+            try:
+                outcome = await self._run_claimed(item, handler, claim)
+            finally:
+                self.running.discard(item)
+        metrics.METRICS.inc(metrics.HANDLER_RUNS, item.tx_key, outcome)
+        return outcome
 
     async def _run_claimed(self, item: WorkItem, handler: Handler, claim: Claim) -> Outcome:
         if claim.attempt > handler.max_retries + 1:
@@ -181,7 +188,12 @@ class Runner:
             tx_key=item.tx_key,
             attempt=claim.attempt,
         )
-        output = await handler.fn(message) if handler.is_async else handler.fn(message)
+        started = time.perf_counter()
+        try:
+            output = await handler.fn(message) if handler.is_async else handler.fn(message)
+        finally:
+            ran = time.perf_counter() - started
+            metrics.METRICS.observe(metrics.HANDLER_SECONDS, ran, item.tx_key)
         try:
             json.dumps(output)
         except (TypeError, ValueError) as exc:
