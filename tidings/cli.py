@@ -267,7 +267,8 @@ def rerun(
 @click.option("--env", "envs", type=ENVIRONMENTS, multiple=True, help="Default: test and live.")
 def unsubscribe(tx_key: str, envs: tuple[str, ...]) -> None:
     """Forget handler TX_KEY after removing it from the code: events emitted from now on do
-    not wait for it. (A worker that still has it subscribes it again when it starts.)"""
+    not wait for it. Run it once every worker of the old code has stopped: a worker that
+    still has it subscribes it again within a heartbeat."""
     environments = list(envs) or ["test", "live"]
     forgotten = with_store(lambda store: store.unsubscribe(tx_key, environments))
     if not forgotten:
