@@ -116,6 +116,16 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[str]:
         yield base_url
 
 
+@pytest.fixture
+def http(live_server: str) -> Iterator[httpx.Client]:
+    """A client of `live_server` with a new secret key: "shop", environment test."""
+    admin = {"Authorization": "Bearer admin-secret"}
+    with httpx.Client(base_url=live_server, timeout=10) as client:
+        created = client.post("/admin/keys", json={"name": "shop", "env": "test"}, headers=admin)
+        client.headers["X-Buildable-Secret"] = created.json()["secret"]
+        yield client
+
+
 # Shared by the contract tests (test_api, test_client, test_cli).
 
 

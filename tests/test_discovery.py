@@ -39,15 +39,6 @@ def package(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def http(live_server: str) -> Iterator[httpx.Client]:
-    admin = {"Authorization": "Bearer admin-secret"}
-    with httpx.Client(base_url=live_server, timeout=10) as client:
-        created = client.post("/admin/keys", json={"name": "shop", "env": "test"}, headers=admin)
-        client.headers["X-Buildable-Secret"] = created.json()["secret"]
-        yield client
-
-
-@pytest.fixture
 def worker(settings: Settings, package: Path, tmp_path: Path) -> Iterator[Worker]:
     env = {"TIDINGS_HANDLERS": "shop_handlers", "PYTHONPATH": f"{package}:{ROOT / 'tests'}"}
     started = Worker(settings.store_url, tmp_path / "worker.log", env).start()

@@ -20,15 +20,6 @@ FAST_BEATS = {"TIDINGS_CANARY_INTERVAL_SECONDS": "0.5", "TIDINGS_CANARY_TIMEOUT_
 
 
 @pytest.fixture
-def http(live_server: str) -> Iterator[httpx.Client]:
-    admin = {"Authorization": "Bearer admin-secret"}
-    with httpx.Client(base_url=live_server, timeout=10) as client:
-        created = client.post("/admin/keys", json={"name": "shop", "env": "test"}, headers=admin)
-        client.headers["X-Buildable-Secret"] = created.json()["secret"]
-        yield client
-
-
-@pytest.fixture
 def start_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[[], Worker]]:
     workers: list[Worker] = []
 

@@ -33,15 +33,6 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., W
         worker.kill()
 
 
-@pytest.fixture
-def http(live_server: str) -> Iterator[httpx.Client]:
-    admin = {"Authorization": "Bearer admin-secret"}
-    with httpx.Client(base_url=live_server, timeout=10) as client:
-        created = client.post("/admin/keys", json={"name": "shop", "env": "test"}, headers=admin)
-        client.headers["X-Buildable-Secret"] = created.json()["secret"]
-        yield client
-
-
 def emit(http: httpx.Client, name: str, payload: Any = None) -> str:
     answer = http.post("/emit", json={"event": name, "payload": payload or {}})
     assert answer.status_code == 200, answer.text
