@@ -4,7 +4,7 @@ answers 503, the worker exits with code 1, and a replacement handles what waited
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import pytest
 import redis
 from celery import Celery
 from conftest import serving
-from worker_support import ROOT, Worker
+from worker_support import ROOT, Worker, wait_until
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 CANARY_ENV = {"TIDINGS_CANARY_INTERVAL_SECONDS": "0.5", "TIDINGS_CANARY_TIMEOUT_SECONDS": "6"}
@@ -47,14 +47,6 @@ def workers(redis_url: str) -> Iterator[list[Worker]]:
     yield started
     for worker in started:
         worker.kill()
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return found
 
 
 def queue_of(health: httpx.Response) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import redis
-from worker_support import Worker
+from worker_support import Worker, wait_until
 
 from tidings import models
 from tidings.canary import direct_queue
@@ -24,14 +24,6 @@ CANARY_ENV = {"TIDINGS_CANARY_INTERVAL_SECONDS": "0.5", "TIDINGS_CANARY_TIMEOUT_
 PREFETCH_WINDOW = 8
 #: Canary rounds watched while the window is full.
 ROUNDS = 6
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return found
 
 
 def in_store(settings: Settings, query: Callable[[Store], Any]) -> Any:

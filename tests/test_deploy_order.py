@@ -5,8 +5,7 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 import redis
 from conftest import serving
 from prometheus_client.parser import text_string_to_metric_families
-from worker_support import ROOT, Worker
+from worker_support import ROOT, Worker, wait_until
 
 from tidings import models
 from tidings.settings import Settings
@@ -59,14 +58,6 @@ def emit_users(http: httpx.Client, count: int) -> list[str]:
         assert answer.status_code == 200, answer.text
         keys.append(answer.json()["key"])
     return keys
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return found
 
 
 def welcomed(http: httpx.Client, key: str) -> bool:

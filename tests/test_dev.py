@@ -5,16 +5,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import redis
 from conftest import wait_until_healthy
-from worker_support import ROOT, WORKER_ENV, Worker
+from worker_support import ROOT, WORKER_ENV, Worker, wait_until
 
 from tidings.cli import DEV_WORKER_STOP_SECONDS
 from tidings.redis_server import free_port
@@ -23,14 +21,6 @@ from tidings.redis_server import free_port
 KILL_SECONDS = 15
 
 Dev = Callable[..., tuple[subprocess.Popen[bytes], httpx.Client]]
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return found
 
 
 @pytest.fixture

@@ -6,7 +6,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -76,3 +78,12 @@ class Worker:
     def kill(self) -> None:
         """SIGKILL to the main process and its pool children at once: no goodbyes."""
         self._signal(signal.SIGKILL)
+
+
+def wait_until(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
+    """Until check() answers something true; that answer."""
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return found
