@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from tidings import throttle
 from tidings.api.limits import MAX_HEADER_BYTES, MAX_HEADERS
 from tidings.errors import UNAVAILABLE_RETRY_AFTER_SECONDS
-from tidings.redis_server import free_port
+from tidings.redis_server import free_port, wait_for_redis
 from tidings.store.keys import Scope
 from tidings.throttle import AUTH_FAILURE_WINDOW_SECONDS, MAX_AUTH_FAILURES
 
@@ -62,17 +62,7 @@ class RestartableRedis:
         command += ["--appendonly", "yes", "--appendfsync", "always"]
         with open(self.data_dir / "redis.log", "ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert self.process.poll() is None, (self.data_dir / "redis.log").read_text()
-                assert time.monotonic() < deadline, "redis-server did not answer in time"
-                time.sleep(0.02)
-        client.close()
+        wait_for_redis(self.url, self.process, self.data_dir / "redis.log")
 
     def stop(self) -> None:
         if self.process is not None:

@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +26,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from worker_support import Worker
+from worker_support import Worker, wait_until
 
 from tidings import models
 from tidings.celery_app import create_celery
-from tidings.redis_server import free_port
+from tidings.redis_server import free_port, wait_for_redis
 from tidings.settings import Settings
 from tidings.store import Store
 from tidings.store.keys import Scope
@@ -140,19 +139,8 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRedis]:
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     server = TlsRedis(port, cert)
-    client = redis.Redis.from_url(server.unchecked_url)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError((directory / "redis.log").read_text()) from None
-            time.sleep(0.05)
-    client.close()
     try:
+        wait_for_redis(server.unchecked_url, process, directory / "redis.log")
         yield server
     finally:
         process.terminate()
@@ -261,10 +249,10 @@ def test_the_command_line_works_over_rediss(tls_redis: TlsRedis, tls_client: red
 
 def handled(http: httpx.Client, key: str) -> dict[str, Any]:
     """The event's one transaction, once it has ended."""
-    deadline = time.monotonic() + 30
-    while not (event := http.get(f"/events/{key}").json())["processing"]["isCompleted"]:
-        assert time.monotonic() < deadline, f"not handled: {event}"
-        time.sleep(0.05)
+    event = wait_until(
+        lambda: (e := http.get(f"/events/{key}").json())["processing"]["isCompleted"] and e,
+        f"event {key} to be handled",
+    )
     [transaction] = event["transactions"]
     return dict(transaction)
 
@@ -289,13 +277,7 @@ def test_a_worker_handles_events_over_a_rediss_store_and_broker(
                 emitted = http.post("/emit", json={"event": name, "payload": payload})
                 assert emitted.status_code == 200, emitted.text
                 keys[name] = emitted.json()["key"]
-            events = {}
-            deadline = time.monotonic() + 30
-            for name, key in keys.items():
-                while not (event := http.get(f"/events/{key}").json())["processing"]["isCompleted"]:
-                    assert time.monotonic() < deadline, f"not handled: {event}"
-                    time.sleep(0.05)
-                [events[name]] = event["transactions"]
+            events = {name: handled(http, key) for name, key in keys.items()}
     finally:
         worker.stop()
     echo, long = events["e2e.echo"], events["e2e.long"]

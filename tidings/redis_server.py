@@ -21,6 +21,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_for_redis(
+    url: str, process: "subprocess.Popen[bytes]", log_path: Path, timeout: float = 10.0
+) -> None:
+    """Wait until the redis-server ``process`` answers a PING at ``url``; raise RuntimeError
+    with its log if it exits or stays silent for ``timeout`` seconds."""
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if process.poll() is not None:
+                    raise RuntimeError(f"redis-server exited:\n{log_path.read_text()}") from None
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not answer; see {log_path}") from None
+                time.sleep(0.02)
+    finally:
+        client.close()
+
+
 class EmbeddedRedis:
     """A redis-server child process on a free loopback port, with its data in ``data_dir``.
 
@@ -59,20 +81,11 @@ class EmbeddedRedis:
             stderr=subprocess.STDOUT,
         )
         self.url = f"redis://127.0.0.1:{port}/0"
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited; see {self.data_dir / 'redis.log'}")
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("redis-server did not answer in time") from None
-                time.sleep(0.02)
-        client.close()
+        try:
+            wait_for_redis(self.url, self.process, self.data_dir / "redis.log", timeout)
+        except RuntimeError:
+            self.stop()
+            raise
         (self.data_dir / URL_FILE).write_text(self.url)
         return self.url
 
