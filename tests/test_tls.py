@@ -15,7 +15,6 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from worker_support import Worker, wait_until
+from worker_support import Worker, handled
 
 from tidings import models
 from tidings.celery_app import create_celery
@@ -247,16 +246,6 @@ def test_the_command_line_works_over_rediss(tls_redis: TlsRedis, tls_client: red
     assert cli("keys", "list") == ["default/live/billing\tactive"]
 
 
-def handled(http: httpx.Client, key: str) -> dict[str, Any]:
-    """The event's one transaction, once it has ended."""
-    event = wait_until(
-        lambda: (e := http.get(f"/events/{key}").json())["processing"]["isCompleted"] and e,
-        f"event {key} to be handled",
-    )
-    [transaction] = event["transactions"]
-    return dict(transaction)
-
-
 @pytest.mark.parametrize("how", ["unchecked", "checked"])
 def test_a_worker_handles_events_over_a_rediss_store_and_broker(
     tls_redis: TlsRedis, tls_client: redis.Redis, tmp_path: Path, how: str
@@ -277,7 +266,9 @@ def test_a_worker_handles_events_over_a_rediss_store_and_broker(
                 emitted = http.post("/emit", json={"event": name, "payload": payload})
                 assert emitted.status_code == 200, emitted.text
                 keys[name] = emitted.json()["key"]
-            events = {name: handled(http, key) for name, key in keys.items()}
+            events = {}
+            for name, key in keys.items():
+                [events[name]] = handled(http, key)["transactions"]
     finally:
         worker.stop()
     echo, long = events["e2e.echo"], events["e2e.long"]

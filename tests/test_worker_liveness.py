@@ -2,15 +2,13 @@
 few heartbeats, and workers forget the ones gone for long, with their own queues."""
 
 import asyncio
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import redis
-from worker_support import Worker
+from worker_support import Worker, handled, wait_until
 
 from tidings import models
 from tidings.settings import Settings
@@ -33,14 +31,6 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[[], Wo
         worker.kill()
 
 
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return found
-
-
 def echo_workers(http: httpx.Client) -> tuple[list[str], list[str], bool]:
     [echo] = [view for view in http.get("/handlers").json() if view["txKey"] == "echo"]
     live = [w["name"] for w in echo["workers"]]
@@ -58,6 +48,10 @@ def test_handlers_tell_live_workers_from_gone_ones(
         lambda: echo_workers(http) == ([second.name], [first.name], True),
         "the first worker to be gone and the second live",
     )
+    # A transaction's history names its worker as /handlers does (not a pool process).
+    key = http.post("/emit", json={"event": "e2e.echo"}).json()["key"]
+    [echo] = handled(http, key)["transactions"]
+    assert {entry["updatedBy"] for entry in echo["history"]} == {second.name}
     second.kill()
     wait_until(
         lambda: echo_workers(http) == ([], sorted([first.name, second.name]), False),

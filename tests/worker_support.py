@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import redis
 
 from tidings.cli import WORKER_ARGS
@@ -87,3 +88,13 @@ def wait_until(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
     return found
+
+
+def handled(http: httpx.Client, key: str, timeout: float = 30) -> dict[str, Any]:
+    """The event, once every transaction it expects has ended (GET /events/{key})."""
+    event: dict[str, Any] = wait_until(
+        lambda: (e := http.get(f"/events/{key}").json())["processing"]["isCompleted"] and e,
+        f"event {key} to be handled",
+        timeout,
+    )
+    return event

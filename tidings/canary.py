@@ -27,6 +27,7 @@ finish.
 """
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -54,7 +55,11 @@ EX_DEAF = 1
 Publish = Callable[[list[tuple[WorkItem, str]]], None]
 
 
+@functools.cache
 def worker_name() -> str:
+    """``host:pid`` of the worker's main process. Asked first in the main process, before
+    its pool starts (worker_init), so that the pool processes forked from it answer the
+    same name: the one /handlers shows is the one in a transaction's history."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -89,6 +94,8 @@ def install(app: Celery, settings: Settings, publish: Publish) -> None:
     @app.task(name=CANARY_TASK, Strategy=staticmethod(canary_strategy))
     def canary(sender: str, sent_at: int) -> None:
         """Never run (see above)."""
+
+    signals.worker_init.connect(lambda **_: worker_name(), weak=False)
 
     @signals.worker_ready.connect(weak=False)
     def on_ready(sender: Any = None, **kwargs: Any) -> None:

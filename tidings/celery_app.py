@@ -162,8 +162,9 @@ def worker_process(app: Celery, settings: Settings) -> WorkerProcess:
         def publish_items(items: list[tuple[WorkItem, str]]) -> None:
             publish(app, items, batch=settings.dispatch_batch)
 
-        name = f"{socket.gethostname()}:{pid}"
-        runner = Runner(store, name, settings.lease_ms, schedule_retry, publish_items)
+        runner = Runner(
+            store, canary.worker_name(), settings.lease_ms, schedule_retry, publish_items
+        )
         _process[slot] = WorkerProcess(loop, store, runner)
         keeper = threading.Thread(target=_keep_leases, args=(runner, settings), daemon=True)
         keeper.start()
