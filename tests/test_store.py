@@ -2,12 +2,13 @@
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import redis
 
 from tidings import models
 from tidings.settings import Settings
-from tidings.store import Emitted, Store, WorkItem
+from tidings.store import Emitted, NewEvent, Store, WorkItem
 from tidings.store.keys import Scope
 
 SCOPE = Scope("default", "test")
@@ -152,3 +153,98 @@ def test_an_unsubscribed_handler_is_no_longer_expected(settings: Settings) -> No
     assert [e.routes for e in before] == [[("ship", "tidings")]]
     assert [e.routes for e in after] == [[]]
     assert views == []
+
+
+def test_an_event_keeps_its_own_headers_and_query_and_its_handler_gets_them(
+    settings: Settings,
+) -> None:
+    paid = NewEvent(
+        "invoice.paid",
+        {"id": "in_1"},
+        headers={"stripe-signature": "t=1,v1=ab"},
+        query={"source": "cli", "tag": ["a", "b"]},
+    )
+
+    async def scenario() -> tuple[models.EventWithTransactions, object]:
+        store = Store.from_settings(settings)
+        try:
+            plain = models.EmitRequest(event="invoice.paid")
+            [event, other] = await store.emit(
+                SCOPE, [paid, plain], platform="stripe", label="payments", actor="webhook"
+            )
+            claim = await store.claim(
+                WorkItem(SCOPE.owner, SCOPE.env, event.key, "book"), actor="w", lease_ms=60_000
+            )
+            assert (await store.get_event(SCOPE, other.key)).headers == {}
+            return await store.get_event(SCOPE, event.key), claim
+        finally:
+            await store.close()
+
+    stored, claim = asyncio.run(scenario())
+    assert (stored.platform, stored.label, stored.fullName) == (
+        "stripe",
+        "payments",
+        "stripe.payments.invoice.paid",
+    )
+    assert (stored.headers, stored.query) == (paid.headers, paid.query)
+    assert claim is not None and (claim.headers, claim.query) == (paid.headers, paid.query)
+
+
+def test_an_idempotency_key_seen_before_answers_the_first_event_and_stores_nothing(
+    settings: Settings, snapshot: Callable[[], dict[str, object]]
+) -> None:
+    def delivery(n: int, key: str = "evt_1") -> NewEvent:
+        return NewEvent("invoice.paid", {"attempt": n}, idempotency_key=key)
+
+    async def emit(store: Store, *events: NewEvent) -> list[Emitted]:
+        return await store.emit(SCOPE, events, platform="stripe", label="payments", actor="webhook")
+
+    async def scenario() -> None:
+        store = Store.from_settings(settings)
+        try:
+            [first] = await emit(store, delivery(1))
+            before = snapshot()
+            assert await emit(store, delivery(2)) == [Emitted(first.key, [], duplicate=True)]
+            assert snapshot() == before
+            # Within one batch, and among concurrent emits, the key counts once as well.
+            batch = await emit(store, delivery(1, "evt_2"), delivery(2, "evt_2"), delivery(3))
+            assert [e.duplicate for e in batch] == [False, True, True]
+            assert batch[1].key == batch[0].key and batch[2].key == first.key
+            racing = await asyncio.gather(*(emit(store, delivery(n, "evt_3")) for n in range(50)))
+            assert len({e.key for [e] in racing}) == 1
+            assert sum(not e.duplicate for [e] in racing) == 1
+            # Without a key, or with another one, events are stored as ever.
+            assert not any(e.duplicate for e in await emit(store, delivery(4, "evt_4")))
+            assert not any(e.duplicate for e in await emit(store, NewEvent("invoice.paid")))
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+    client = redis.Redis.from_url(settings.store_url, decode_responses=True)
+    stored = client.zrange(SCOPE.index("*"), 0, -1)
+    assert len(stored) == 5  # evt_1, evt_2, evt_3, evt_4 and the one without a key
+    assert 0 < client.ttl(SCOPE.idempotency("evt_1")) <= settings.ttl_seconds
+
+
+def test_an_idempotency_key_lasts_its_time_and_never_past_the_retention(
+    settings: Settings,
+) -> None:
+    async def scenario() -> None:
+        store = Store(Store.from_settings(settings).redis, ttl_seconds=600)
+        try:
+            for key, seconds in (("short", 60), ("long", 86_400)):
+                await store.emit(
+                    SCOPE,
+                    [NewEvent("invoice.paid", idempotency_key=key)],
+                    platform="stripe",
+                    label="payments",
+                    actor="webhook",
+                    idempotency_seconds=seconds,
+                )
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+    client = redis.Redis.from_url(settings.store_url, decode_responses=True)
+    assert 0 < client.ttl(SCOPE.idempotency("short")) <= 60
+    assert 60 < client.ttl(SCOPE.idempotency("long")) <= 600

@@ -12,7 +12,8 @@ import math
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -140,10 +141,25 @@ class WorkItem:
 
 
 @dataclass(frozen=True)
+class NewEvent:
+    """An event to store: what /emit takes, and what an inbound request brings with it."""
+
+    event: str
+    payload: Any = None
+    headers: dict[str, Any] = field(default_factory=dict)
+    query: dict[str, Any] = field(default_factory=dict)
+    #: An event already stored with the same key (within its time) stands for this one,
+    #: which is then not stored: a repeated delivery, a retried request.
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
 class Emitted:
     key: str
     #: (txKey, queue) of each handler subscribed to the event when it was stored.
     routes: list[tuple[str, str]]
+    #: Not stored: ``key`` is the event stored earlier with the same idempotency key.
+    duplicate: bool = False
 
 
 @dataclass(frozen=True)
@@ -337,21 +353,29 @@ class Store:
     async def emit(
         self,
         scope: Scope,
-        events: list[models.EmitRequest],
+        events: Sequence[models.EmitRequest | NewEvent],
         *,
         platform: str,
         label: str,
         actor: str,
         event_keys: list[str] | None = None,
+        idempotency_seconds: int | None = None,
     ) -> list[Emitted]:
-        """Store events all or nothing; answer their keys and the handlers subscribed to each."""
+        """Store events all or nothing; answer their keys and the handlers subscribed to each.
+
+        An event whose idempotency key came with an event stored less than
+        ``idempotency_seconds`` ago (default and at most: the retention) is not stored, and
+        answered as that event (``duplicate``)."""
         _, emitted = await self._emit(
-            ["scope", scope.prefix, platform, label, actor], events, event_keys
+            ["scope", scope.prefix, platform, label, actor],
+            events,
+            event_keys,
+            idempotency_seconds,
         )
         return emitted
 
     async def emit_with_secret(
-        self, secret: str | None, events: list[models.EmitRequest]
+        self, secret: str | None, events: Sequence[models.EmitRequest | NewEvent]
     ) -> tuple[Caller, list[Emitted]]:
         """`emit` for the holder of a secret key, checked in the same round trip."""
         if not secret:
@@ -359,15 +383,30 @@ class Store:
         return await self._emit(["secret", _hash(secret), CUSTOM_PLATFORM, "", ""], events)
 
     async def _emit(
-        self, who: list[str], events: list[models.EmitRequest], event_keys: list[str] | None = None
+        self,
+        who: list[str],
+        events: Sequence[models.EmitRequest | NewEvent],
+        event_keys: list[str] | None = None,
+        idempotency_seconds: int | None = None,
     ) -> tuple[Caller, list[Emitted]]:
         event_keys = event_keys or [new_event_key() for _ in events]
-        args = [*who, now_ms(), self.ttl_seconds, self.grace_ms, *_event_args(event_keys, events)]
+        args = [
+            *who,
+            now_ms(),
+            self.ttl_seconds,
+            self.grace_ms,
+            "" if idempotency_seconds is None else idempotency_seconds,
+            *_event_args(event_keys, events),
+        ]
         answer = await self._run("emit", *args)
         if answer[0] != "ok":
             raise Unauthorized(REVOKED_SECRET if answer[0] == "revoked" else UNKNOWN_SECRET)
-        _, owner, env, label, routes = answer
-        return Caller(name=label, env=env, owner=owner), _emitted(event_keys, routes)
+        _, owner, env, label, routes, firsts = answer
+        emitted = [
+            Emitted(first, [], duplicate=True) if first else stored
+            for stored, first in zip(_emitted(event_keys, routes), firsts, strict=True)
+        ]
+        return Caller(name=label, env=env, owner=owner), emitted
 
     async def get_event(self, scope: Scope, key: str) -> models.EventWithTransactions:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -828,11 +867,22 @@ class Store:
         return found
 
 
-def _event_args(event_keys: list[str], events: list[models.EmitRequest]) -> list[Any]:
+def _event_args(
+    event_keys: list[str], events: Sequence[models.EmitRequest | NewEvent]
+) -> list[Any]:
     """Events as the scripts take them (store_events in lua/common.lua)."""
     args: list[Any] = []
     for key, event in zip(event_keys, events, strict=True):
-        args += [key, new_id()[:24], dump(event.payload), "{}", "{}", event.event]
+        new = event if isinstance(event, NewEvent) else NewEvent(event.event, event.payload)
+        args += [
+            key,
+            new_id()[:24],
+            dump(new.payload),
+            dump(new.headers),
+            dump(new.query),
+            new.event,
+            new.idempotency_key or "",
+        ]
     return args
 
 

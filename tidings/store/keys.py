@@ -42,6 +42,9 @@ Per scope, where a scope is ``tidings:{owner}:{env}``::
     {scope}:missreg|{combo}          set    the txKeys whose "miss" index is kept for a combo
     {scope}:missing-kept             set    "{txKey}|{combo}" of every kept "miss" index (at
                                             most 256 a scope; others are built per query)
+    {scope}:idem:{idempotencyKey}    string the key of the event first stored with this
+                                            idempotency key; expires after its time (at most
+                                            the retention)
 
 A ``combo`` names which parts of the full name a query filters on: ``*`` for none, else
 ``p=…``, ``l=…``, ``n=…`` joined by ``|`` in that order. Every event is written to the eight
@@ -136,3 +139,6 @@ class Scope:
 
     def missing_index(self, tx_key: str, combo: str) -> str:
         return f"{self.prefix}:miss|{tx_key}|{combo}"
+
+    def idempotency(self, idempotency_key: str) -> str:
+        return f"{self.prefix}:idem:{idempotency_key}"

@@ -15,6 +15,7 @@ local function txidx_key(scope, state, txk, combo)
 end
 local function miss_key(scope, txk, combo) return scope .. ':miss|' .. txk .. '|' .. combo end
 local function missreg_key(scope, combo) return scope .. ':missreg|' .. combo end
+local function idempotency_key(scope, ikey) return scope .. ':idem:' .. ikey end
 -- "tidings:{owner}:{env}" -> owner, env
 local function owner_env(scope) return string.match(scope, '^[^:]+:([^:]+):([^:]+)$') end
 local function env_of(scope)
@@ -192,38 +193,49 @@ local function subscribers(env, owner, name, platform, label)
 end
 
 -- Store events all or nothing (the caller has validated them), and snapshot which handlers
--- subscribe to each: ARGV from `first` on holds 6 per event: key, _id, payload, headers,
--- query (raw JSON), eventName. Returns {{txKey, queue, ...} per event}.
+-- subscribe to each: ARGV from `first` on holds 7 per event: key, _id, payload, headers,
+-- query (raw JSON), eventName, idempotency key ("" for none).
+-- An event whose idempotency key came with an event stored within `idem_ttl` seconds
+-- (default and at most: the retention) is not stored: that first event stands for it.
+-- Returns {{txKey, queue, ...} per event}, {the first event's key, or "", per event}.
 -- An event with subscribers is "outstanding": recovery looks at it after `grace` ms.
-local function store_events(scope, env, platform, label, actor, now, ttl, grace, first)
+local function store_events(scope, env, platform, label, actor, now, ttl, grace, first, idem_ttl)
   ttl = tonumber(ttl)
+  idem_ttl = math.min(tonumber(idem_ttl) or ttl, ttl)
   local expires_at = tonumber(now) + ttl * 1000
   local cutoff = tonumber(now) - ttl * 1000
   local history = cjson.encode({history_entry('pending', nil, now, actor)})
-  local routes_of = {}
-  for i = first, #ARGV, 6 do
-    local key, id, payload, headers, query, name = unpack(ARGV, i, i + 5)
-    local ek = ev_key(scope, key)
-    local expected, routes = subscribers(env, (owner_env(scope)), name, platform, label)
-    redis.call('HSET', ek, '_id', id, 'key', key, 'payload', payload,
-               'headers', headers, 'query', query, 'eventName', name, 'platform', platform,
-               'label', label, 'createdAt', now, 'expiresAt', expires_at, 'ttl', ttl,
-               'state', 'pending', 'history', history, 'v', 1, 'hasTransactions', '0',
-               'totalTransactions', '0', 'hasFutureTransactions', bool(#expected > 0),
-               'isCompleted', '0')
-    redis.call('PEXPIREAT', ek, expires_at)
-    if #expected > 0 then
-      redis.call('SADD', ek .. ':expected', unpack(expected))
-      redis.call('PEXPIREAT', ek .. ':expected', expires_at)
-      redis.call('ZADD', outstanding_key(env_of(scope)), tonumber(now) + tonumber(grace), scope_member(scope, key))
-    end
-    for _, c in ipairs(combos(platform, label, name)) do
-      index_add(idx_key(scope, c), now, key, cutoff, expires_at, now)
-      for _, txk in ipairs(redis.call('SMEMBERS', missreg_key(scope, c))) do
-        index_add(miss_key(scope, txk, c), now, key, cutoff, expires_at, now)
+  local routes_of, firsts = {}, {}
+  for i = first, #ARGV, 7 do
+    local key, id, payload, headers, query, name, ikey = unpack(ARGV, i, i + 6)
+    local seen = ikey ~= '' and redis.call('GET', idempotency_key(scope, ikey))
+    local routes = {}
+    if not seen then
+      if ikey ~= '' then redis.call('SET', idempotency_key(scope, ikey), key, 'EX', idem_ttl) end
+      local ek = ev_key(scope, key)
+      local expected
+      expected, routes = subscribers(env, (owner_env(scope)), name, platform, label)
+      redis.call('HSET', ek, '_id', id, 'key', key, 'payload', payload,
+                 'headers', headers, 'query', query, 'eventName', name, 'platform', platform,
+                 'label', label, 'createdAt', now, 'expiresAt', expires_at, 'ttl', ttl,
+                 'state', 'pending', 'history', history, 'v', 1, 'hasTransactions', '0',
+                 'totalTransactions', '0', 'hasFutureTransactions', bool(#expected > 0),
+                 'isCompleted', '0')
+      redis.call('PEXPIREAT', ek, expires_at)
+      if #expected > 0 then
+        redis.call('SADD', ek .. ':expected', unpack(expected))
+        redis.call('PEXPIREAT', ek .. ':expected', expires_at)
+        redis.call('ZADD', outstanding_key(env_of(scope)), tonumber(now) + tonumber(grace), scope_member(scope, key))
+      end
+      for _, c in ipairs(combos(platform, label, name)) do
+        index_add(idx_key(scope, c), now, key, cutoff, expires_at, now)
+        for _, txk in ipairs(redis.call('SMEMBERS', missreg_key(scope, c))) do
+          index_add(miss_key(scope, txk, c), now, key, cutoff, expires_at, now)
+        end
       end
     end
     table.insert(routes_of, routes)
+    table.insert(firsts, seen or '')
   end
-  return routes_of
+  return routes_of, firsts
 end

@@ -1,11 +1,13 @@
 -- Store a batch of events, all or nothing, and snapshot which handlers subscribe to each.
 -- ARGV: as ('scope' or 'secret'), who, platform, label, actor, now, ttl (s), grace (ms),
---       then 6 per event (see store_events)
+--       idempotency ttl (s; "": the retention), then 7 per event (see store_events)
 -- As 'scope', `who` is the scope prefix. As 'secret', it is the sha256 of a secret key,
 -- checked here so that an emit costs one round trip: the key's owner and environment are
 -- the scope, and its name the label and actor.
--- Returns {'ok', owner, env, label, {{txKey, queue, ...} per event}} | {'unknown' | 'revoked'}
-local as, who, platform, label, actor, now, ttl, grace = unpack(ARGV, 1, 8)
+-- Returns {'ok', owner, env, label, {{txKey, queue, ...} per event},
+--          {the key of the event first stored with its idempotency key, or "", per event}}
+--       | {'unknown' | 'revoked'}
+local as, who, platform, label, actor, now, ttl, grace, idem_ttl = unpack(ARGV, 1, 9)
 local scope, owner, env
 if as == 'secret' then
   local secret = redis.call('HMGET', ROOT .. ':secret:' .. who, 'name', 'env', 'owner', 'revokedAt')
@@ -17,4 +19,5 @@ else
   scope = who
   owner, env = owner_env(scope)
 end
-return {'ok', owner, env, label, store_events(scope, env, platform, label, actor, now, ttl, grace, 9)}
+local routes_of, firsts = store_events(scope, env, platform, label, actor, now, ttl, grace, 10, idem_ttl)
+return {'ok', owner, env, label, routes_of, firsts}

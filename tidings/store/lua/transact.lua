@@ -1,6 +1,6 @@
 -- Finish a claimed transaction with its output and final state.
 -- ARGV: scope, key, txKey, state, output (raw JSON), now, actor, then for a worker:
---       claim token, label, ttl (s), grace (ms), and 6 per follow-up event (see store_events)
+--       claim token, label, ttl (s), grace (ms), and 7 per follow-up event (see store_events)
 -- A worker's result counts only while its claim stands (no other worker has taken the
 -- transaction over since), and the events its handler emitted are stored with it, in
 -- the same step: both or neither.
