@@ -1,17 +1,21 @@
 """End to end: tidings (emit over HTTP -> Redis -> Celery -> handler -> transaction recorded)
-against plain Celery on the same broker, with the same worker settings.
+against plain Celery on the same broker, with the same worker settings, and against Dramatiq.
 
 Run it from the repository root (about 2 minutes; ``--rounds 0`` measures latency only, in
 about 30 s)::
 
     .venv/bin/python bench/end_to_end.py [--events 5000] [--rounds 3] [--rate 200] [--seconds 10]
 
-One tidings worker and one plain Celery worker run side by side (an idle worker costs next to
-nothing), both ``--pool=prefork --concurrency=2 --without-mingle --without-gossip
---loglevel=warning``, with acks_late, prefetch multiplier 1 and no results (tidings' app config,
-mirrored in bench/plain_celery.py). The API is ``tidings serve --workers 1`` with the timeline
-hooks (bench/traced_serve.py). The sides take turns, so that a noisy neighbour on the machine
-hits them alike.
+One tidings worker, one plain Celery worker and one Dramatiq worker run side by side (an idle
+worker costs next to nothing). The two Celery workers run ``--pool=prefork --concurrency=2
+--without-mingle --without-gossip --loglevel=warning``, with acks_late, prefetch multiplier 1
+and no results (tidings' app config, mirrored in bench/plain_celery.py). Dramatiq runs as its
+users run it: 2 processes x 8 threads, its Redis broker and default middleware, no results
+(bench/plain_dramatiq.py); when idle, its consumers poll Redis with a backoff of up to 1 s
+(its worker timeout), so a run's wall time includes waking them. All use the one embedded
+redis-server. The API is ``tidings serve --workers 1`` with the timeline hooks
+(bench/traced_serve.py). The sides take turns, so that a noisy neighbour on the machine hits
+them alike.
 
 Throughput, N (default 5,000) per run, the median of --rounds runs of each side:
   tidings  N events for a no-op handler, POST /emit/batch 1,000 at a time; wall time from the
@@ -21,8 +25,13 @@ Throughput, N (default 5,000) per run, the median of --rounds runs of each side:
            from the first send until the counter reads N.
   B        the same with a task doing a recorded run's two writes: HSET a claim, then HSET
            the result and INCR the counter (two round trips, like tidings' claim and transact).
+  D        N Dramatiq messages to a no-op actor that only INCRs a counter, sent with
+           ``send``; wall time from the first send until the counter reads N.
   ``CPU µs/event`` is the CPU time each part used per event: this process (sending and
-  polling), the API, the worker (main process and pool children), and redis-server.
+  polling), the API, the side's own worker (main process and pool children, or Dramatiq's
+  main process and its worker processes), and redis-server (which serves every side, so its
+  figure includes the idle workers' polling and tidings' periodic duties). Below the table,
+  redis-server's CPU µs per handled event for each side, against the goal for tidings.
 
 Latency: --rate events/s (default 200) for --seconds (default 10, in two turns of each side),
 each a single POST /emit sent on a fixed schedule from a lean asyncio HTTP client
@@ -73,6 +82,8 @@ NUDGES = 20
 LANES = 4
 CPU_PARTS = ("send", "api", "worker", "redis")
 LATENCY_CPU_PARTS = ("send", "api", "main", "pool", "redis")
+#: Issue 9's goal: redis-server CPU per event emitted and handled by tidings.
+REDIS_CPU_GOAL_US = 150
 
 
 def worker(app: str) -> list[str]:
@@ -81,10 +92,12 @@ def worker(app: str) -> list[str]:
 
 class Bench:
     def __init__(self, h: Harness, args: argparse.Namespace) -> None:
-        os.environ["REDIS_URL"] = h.redis_url  # read by bench_handlers and plain_celery
+        os.environ["REDIS_URL"] = h.redis_url  # read by bench_handlers and the baselines
         import plain_celery
+        import plain_dramatiq
 
         self.plain = plain_celery
+        self.dramatiq = plain_dramatiq
         self.args = args
         self.rdb = redis.Redis.from_url(h.redis_url)
         self.api, base = h.serve(
@@ -100,10 +113,21 @@ class Bench:
                 BENCH_TIMELINE="1",
             ),
             h.start("plain-worker", worker("plain_celery")),
+            h.start(
+                "dramatiq-worker",
+                [
+                    *[sys.executable, "-m", "dramatiq", "plain_dramatiq"],
+                    *["--processes", str(plain_dramatiq.PROCESSES)],
+                    *["--threads", str(plain_dramatiq.THREADS)],
+                ],
+            ),
         ]
         name = f"{socket.gethostname()}:{self.workers[0]}"
         wait_until(lambda: self.rdb.zscore("tidings:workers", name) is not None, 30, "worker")
         wait_until(lambda: self.rdb.get(plain_celery.READY_KEY), 30, "plain Celery worker")
+        processes = plain_dramatiq.PROCESSES
+        ready = plain_dramatiq.READY_KEY
+        wait_until(lambda: self.count(ready) >= processes, 30, "Dramatiq's worker processes")
         self.http = httpx.Client(base_url=base, timeout=30)
         self.port = int(base.rsplit(":", 1)[1])
         self.latency_keys: list[str] = []
@@ -115,15 +139,17 @@ class Bench:
     def close(self) -> None:
         self.http.close()
         self.plain.app.pool.force_close_all()
+        self.dramatiq.broker.client.close()
         self.rdb.close()
 
-    def cpu(self) -> dict[str, float]:
+    def cpu(self, worker: int) -> dict[str, float]:
+        """CPU seconds so far of the parts a throughput run uses, with one side's worker."""
         usage = resource.getrusage(resource.RUSAGE_SELF)
         server = self.rdb.info("cpu")
         return {
             "send": usage.ru_utime + usage.ru_stime,
             "api": cpu_seconds(self.api),
-            "worker": sum(cpu_seconds(pid) for pid in self.workers),
+            "worker": cpu_seconds(worker),
             "redis": server["used_cpu_user"] + server["used_cpu_sys"],
         }
 
@@ -143,12 +169,17 @@ class Bench:
 
     # Throughput
 
-    def timed(self, send: Callable[[], None], done: Callable[[], bool], n: int) -> dict[str, Any]:
-        cpu, started = self.cpu(), time.perf_counter()
+    def count(self, key: str) -> int:
+        return int(self.rdb.get(key) or 0)
+
+    def timed(
+        self, worker: int, send: Callable[[], None], done: Callable[[], bool], n: int
+    ) -> dict[str, Any]:
+        cpu, started = self.cpu(worker), time.perf_counter()
         send()
         sent = time.perf_counter()
         wait_until(done, 120, "the last run", every=0.005)
-        wall, after = time.perf_counter() - started, self.cpu()
+        wall, after = time.perf_counter() - started, self.cpu(worker)
         used = {part: (after[part] - cpu[part]) * 1e6 / n for part in CPU_PARTS}
         return {"rate": n / wall, "wall": wall, "send": sent - started, "cpu": used}
 
@@ -161,7 +192,7 @@ class Bench:
                 batch = {"events": events[i : i + 1000]}
                 self.http.post("/emit/batch", json=batch).raise_for_status()
 
-        return self.timed(send, lambda: self.rdb.zcard(FINISHED_NOOP) >= target, n)
+        return self.timed(self.workers[0], send, lambda: self.rdb.zcard(FINISHED_NOOP) >= target, n)
 
     def celery(self, task: Any, n: int) -> dict[str, Any]:
         self.rdb.delete(self.plain.DONE_KEY)
@@ -170,7 +201,17 @@ class Bench:
             for i in range(n):
                 task.apply_async(args=[i])
 
-        return self.timed(send, lambda: int(self.rdb.get(self.plain.DONE_KEY) or 0) >= n, n)
+        return self.timed(self.workers[1], send, lambda: self.count(self.plain.DONE_KEY) >= n, n)
+
+    def dramatiq_noop(self, n: int) -> dict[str, Any]:
+        self.rdb.delete(self.dramatiq.DONE_KEY)
+
+        def send() -> None:
+            for i in range(n):
+                self.dramatiq.noop.send(i)
+
+        done = self.dramatiq.DONE_KEY
+        return self.timed(self.workers[2], send, lambda: self.count(done) >= n, n)
 
     # Latency
 
@@ -250,6 +291,7 @@ def throughput(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
         "tidings": b.tidings,
         "A": lambda n: b.celery(b.plain.noop, n),
         "B": lambda n: b.celery(b.plain.record, n),
+        "D": b.dramatiq_noop,
     }
     for side in sides.values():
         side(WARM_UP)
@@ -310,6 +352,7 @@ def report_throughput(args: argparse.Namespace, r: dict[str, Any]) -> None:
         ("tidings: /emit/batch -> noop handler", "tidings"),
         ("A  Celery: no-op task (INCR)", "A"),
         ("B  Celery: task with 2 writes", "B"),
+        ("D  Dramatiq: no-op actor (INCR)", "D"),
     ]
     for label, name in rows:
         x = r[name]
@@ -319,6 +362,11 @@ def report_throughput(args: argparse.Namespace, r: dict[str, Any]) -> None:
     print(
         "cpu:* = CPU µs per event: this process (sending, polling), the API, the worker "
         "(main + pool), redis-server"
+    )
+    redis_cpu = ", ".join(f"{name} {r[name]['cpu']['redis']:.0f}" for _, name in rows)
+    print(
+        f"redis-server CPU µs per handled event: {redis_cpu} "
+        f"(goal for tidings: at most {REDIS_CPU_GOAL_US})"
     )
 
 

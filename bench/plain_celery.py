@@ -1,6 +1,6 @@
 """The plain Celery baseline of bench/end_to_end.py: ``celery -A plain_celery worker`` with
 PYTHONPATH=bench, on the broker in REDIS_URL and with the worker settings of
-``tidings.celery_app.create_celery`` (acks_late, prefetch multiplier 4, no results, JSON)."""
+``tidings.celery_app.create_celery`` (acks_late, prefetch multiplier 1, no results, JSON)."""
 
 import os
 import time
