@@ -22,7 +22,8 @@ from tidings.redis_server import EmbeddedRedis, free_port
 from tidings.settings import Settings
 from tidings.store import keys
 
-pytest_plugins = ["browser_support"]  # the browser and page fixtures
+# The browser and page fixtures; the Redis Cluster and RabbitMQ ones.
+pytest_plugins = ["browser_support", "cluster_support"]
 
 
 @pytest.fixture(scope="session")

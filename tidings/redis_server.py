@@ -6,7 +6,7 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import redis
@@ -47,18 +47,28 @@ class EmbeddedRedis:
     """A redis-server child process on a free loopback port, with its data in ``data_dir``.
 
     With ``persist`` (the dev default) it keeps an append-only file, so data survives a
-    restart; tests run it without.
+    restart; tests run it without. ``port`` sets the port (default: a free one), and ``args``
+    adds redis-server options (tests/cluster_support.py starts cluster nodes so).
     """
 
-    def __init__(self, data_dir: str | Path, *, persist: bool = True) -> None:
+    def __init__(
+        self,
+        data_dir: str | Path,
+        *,
+        persist: bool = True,
+        port: int | None = None,
+        args: Sequence[str] = (),
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.persist = persist
+        self.port = port
+        self.args = list(args)
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
     def start(self, timeout: float = 10.0) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        port = free_port()
+        port = self.port or free_port()
         persistence = (
             # Every write reaches the disk before Redis answers: an emit is durable once 200.
             ["--appendonly", "yes", "--appendfsync", "always"]
@@ -76,6 +86,7 @@ class EmbeddedRedis:
                 "--dir",
                 str(self.data_dir.resolve()),
                 *persistence,
+                *self.args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
