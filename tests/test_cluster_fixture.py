@@ -1,13 +1,15 @@
 """The Redis Cluster fixture (tests/cluster_support.py) is a real cluster of three masters:
-keys spread over the nodes by slot, and the nodes refuse a command whose keys span slots."""
+keys spread over the nodes by slot, the nodes refuse a command whose keys span slots, and
+leaving it stops them; the RabbitMQ helper tells whether a broker answers."""
 
+import os
 import uuid
 from collections.abc import Iterator
 
 import kombu
 import pytest
 import redis
-from cluster_support import MASTERS, rabbitmq_unavailable
+from cluster_support import MASTERS, EmbeddedCluster, rabbitmq_unavailable
 from redis.cluster import RedisCluster
 from redis.exceptions import ClusterCrossSlotError
 
@@ -59,6 +61,17 @@ def test_a_node_refuses_a_multi_key_command_across_slots(cluster: RedisCluster) 
     with pytest.raises(ClusterCrossSlotError):
         cluster.execute_command("EVAL", "return 1", 2, first, second, target_nodes=node)
     assert cluster.exists(first, second) == 0
+
+
+def test_leaving_the_cluster_stops_its_nodes_and_removes_their_directory() -> None:
+    with EmbeddedCluster() as cluster:
+        pids = [node.process.pid for node in cluster.nodes if node.process]
+        assert len(pids) == MASTERS
+        assert cluster.dir is not None and cluster.dir.is_dir()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not cluster.dir.exists()
 
 
 def test_rabbitmq_unavailable_says_why_where_nothing_answers() -> None:
