@@ -1,4 +1,5 @@
-"""The command line: ``tidings serve``, ``subscribe``, ``dev``, ``keys ...`` and more."""
+"""The command line: ``tidings serve``, ``subscribe``, ``dev``, ``keys ...``,
+``connections ...`` and more."""
 
 import asyncio
 import contextlib
@@ -22,6 +23,14 @@ from tidings.redis_server import NoDataFolder, redis_url
 from tidings.settings import Settings
 from tidings.store import Store, WorkItem
 from tidings.store.keys import Scope
+from tidings.webhooks.connections import (
+    Connections,
+    CreateConnectionRequest,
+    awaiting_secret,
+    public_url,
+)
+from tidings.webhooks.models import Connection
+from tidings.webhooks.platforms import PLATFORMS
 
 T = TypeVar("T")
 ENVIRONMENTS = click.Choice(["test", "live"])
@@ -223,6 +232,97 @@ def list_keys(owner: str | None, as_json: bool) -> None:
 def revoke_key(name: str, env: str, owner: str, as_json: bool) -> None:
     """Revoke a secret key: requests with it get 401 from now on."""
     _print_key(with_store(lambda s: s.revoke_key(name, env, owner)), as_json)
+
+
+@main.group()
+def connections() -> None:
+    """Create, list and revoke inbound webhook endpoints (POST /webhooks/{id})."""
+
+
+def with_connections(action: Callable[[Connections], Awaitable[T]]) -> T:
+    """Run one action on the connections, whose URLs start with TIDINGS_PUBLIC_URL."""
+    base_url = public_url(Settings())
+    return with_store(lambda store: action(Connections(store.redis, base_url)))
+
+
+def _print_connection(connection: Connection, as_json: bool) -> None:
+    if as_json:
+        click.echo(connection.model_dump_json())
+        return
+    status = "revoked" if connection.revokedAt else "active"
+    if connection.revokedAt is None and awaiting_secret(connection):
+        status += ", no signing secret: it takes nothing yet"
+    name = f"{connection.platform}.{connection.label}"
+    click.echo(f"{connection.id}\t{connection.owner}/{connection.env}\t{name}\t{status}")
+    click.echo(f"  {connection.url}")
+
+
+@connections.command("create")
+@click.option("--platform", type=click.Choice(list(PLATFORMS)), required=True)
+@click.option("--label", required=True, help="Its events are <platform>.<label>.<eventName>.")
+@click.option("--env", "env", type=ENVIRONMENTS, required=True)
+@click.option("--owner", default="default", show_default=True, help="The team it belongs to.")
+@click.option(
+    "--signing-secret",
+    envvar="TIDINGS_SIGNING_SECRET",
+    help="The secret the platform signs with (also read from $TIDINGS_SIGNING_SECRET).",
+)
+@click.option("--event-name-field", help="custom: the body's field (a dotted path) naming it.")
+@click.option("--event-name", help="custom: the one name of its events.")
+@click.option("--signature-header", help="custom: the header an HMAC-SHA256 of the body is in.")
+@click.option("--signature-encoding", type=click.Choice(["hex", "base64"]), help="custom.")
+@click.option("--signature-prefix", help='custom: what comes before it, e.g. "sha256=".')
+@click.option("--id-header", help="custom: the header with the sender's id of a delivery.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def create_connection(as_json: bool, **options: str | None) -> None:
+    """Create an inbound endpoint; its id is on the last line of output."""
+    request = _validated(
+        CreateConnectionRequest,
+        **{_camel(name): value for name, value in options.items() if value is not None},
+    )
+    connection = with_connections(lambda book: book.create(request))
+    _print_connection(connection, as_json)
+    if not as_json:
+        click.echo(f"Give {connection.platform} the endpoint above; this connection's id:")
+        click.echo(connection.id)
+
+
+def _camel(option: str) -> str:
+    first, *rest = option.split("_")
+    return first + "".join(word.title() for word in rest)
+
+
+@connections.command("list")
+@click.option("--owner", default=None, help="Only this owner's connections.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object a line.")
+def list_connections(owner: str | None, as_json: bool) -> None:
+    """List connections (never their signing secrets)."""
+    for connection in with_connections(lambda book: book.find(owner)):
+        _print_connection(connection, as_json)
+
+
+@connections.command("revoke")
+@click.argument("connection_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True)
+def revoke_connection(connection_id: str, as_json: bool) -> None:
+    """Revoke a connection: its endpoint answers 410 Gone from now on."""
+    _print_connection(with_connections(lambda book: book.revoke(connection_id)), as_json)
+
+
+@connections.command("update")
+@click.argument("connection_id", metavar="ID")
+@click.option(
+    "--signing-secret",
+    envvar="TIDINGS_SIGNING_SECRET",
+    required=True,
+    help="The secret the platform signs with (also read from $TIDINGS_SIGNING_SECRET).",
+)
+@click.option("--json", "as_json", is_flag=True)
+def update_connection(connection_id: str, signing_secret: str, as_json: bool) -> None:
+    """Give a connection its signing secret (a platform may show it only once the endpoint
+    exists), or a new one."""
+    connection = with_connections(lambda book: book.set_secret(connection_id, signing_secret))
+    _print_connection(connection, as_json)
 
 
 @main.command()

@@ -58,6 +58,14 @@ class Conflict(TidingsError):
     status_code = 409
 
 
+class Gone(TidingsError):
+    status_code = 410
+
+
+class Unprocessable(TidingsError):
+    status_code = 422
+
+
 class TooManyRequests(TidingsError):
     status_code = 429
 

@@ -25,7 +25,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from tidings import models
-from tidings.store import Emitted, Store, keys
+from tidings.store import Emitted, NewEvent, Store, keys
 
 log = logging.getLogger("tidings.metrics")
 
@@ -175,7 +175,7 @@ class Metrics:
 METRICS = Metrics()
 
 
-def event_label(event: models.EmitRequest, stored: Emitted) -> str:
+def event_label(event: models.EmitRequest | NewEvent, stored: Emitted) -> str:
     return event.event if stored.routes else NO_HANDLER
 
 

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     #: How long a dashboard sign-in lasts, in seconds.
     session_seconds: int = Field(default=8 * 3600, gt=0)
 
+    #: Where webhook senders reach this API (https://events.example.com): the start of the
+    #: endpoints' URLs that connections show. Unset: the address a request came to (the
+    #: command line: http://localhost:8000).
+    public_url: str | None = None
+
     #: Guards GET /metrics (Authorization: Bearer <token>); while unset it is open, like /health.
     metrics_token: str | None = None
 

@@ -17,6 +17,7 @@ from tidings.api.openapi import ANY_REQUEST
 from tidings.dispatch import Dispatcher
 from tidings.settings import Settings
 from tidings.store import Store
+from tidings.webhooks import receive as webhooks
 
 
 @asynccontextmanager
@@ -46,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodiesAreJson)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(UnexpectedErrors)  # added last: it runs first, around the rest
-    for area in (events, transactions, handlers, admin, health, metrics_page):
+    for area in (events, transactions, handlers, admin, health, metrics_page, webhooks):
         app.include_router(area.router)
     app.include_router(ui.router)
     app.add_api_route("/", home, methods=["GET"], include_in_schema=False)

@@ -2,12 +2,13 @@
 
 /emit always has; FastAPI reads a body as JSON only under a JSON Content-Type, and
 ``curl -d`` sends ``application/x-www-form-urlencoded``. The dashboard (/ui) takes forms and
-is left alone.
+is left alone, as are webhooks (/webhooks), whose Content-Type is stored as it came.
 """
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tidings.ui import PREFIX as DASHBOARD
+from tidings.webhooks import PREFIX as WEBHOOKS
 
 JSON = b"application/json"
 
@@ -22,7 +23,7 @@ class BodiesAreJson:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope["path"].startswith(DASHBOARD):
+        if scope["type"] == "http" and not scope["path"].startswith((DASHBOARD, WEBHOOKS)):
             headers = scope["headers"]
             content_type = next((v for n, v in headers if n == b"content-type"), None)
             if content_type is None or not is_json(content_type):

@@ -21,6 +21,7 @@ ERRORS = {
     401: "The credential is missing, unknown or revoked.",
     404: "Not found (or, for /admin, the admin API is disabled).",
     409: "Conflicts with what is stored: nothing was changed.",
+    410: "Gone: revoked (a webhook's sender should stop sending).",
     413: "The request body is larger than TIDINGS_MAX_BODY_BYTES.",
     422: "A field is missing, of the wrong type or out of range.",
     429: "Too many failed authentications from this client address.",

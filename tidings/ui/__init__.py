@@ -10,17 +10,18 @@ key is checked again on every request. Every POST carries a CSRF token: the sess
 on the sign-in form one from a cookie of its own.
 
 One module per area, each a router: ``auth`` (signing in and out), ``events`` (the stream
-and an event), ``handlers`` (handlers and re-runs) and ``assets`` (static files); ``pages``
+and an event), ``handlers`` (handlers and re-runs), ``connections`` (inbound webhook
+endpoints and their last requests) and ``assets`` (static files); ``pages``
 holds what they share (rendering, sessions, forms) and ``filters`` the stream's filter.
 """
 
 from fastapi import APIRouter
 
-from tidings.ui import assets, auth, events, handlers
+from tidings.ui import assets, auth, connections, events, handlers
 from tidings.ui.pages import PREFIX
 
 router = APIRouter()
-for area in (auth, events, handlers, assets):
+for area in (auth, events, handlers, connections, assets):
     router.include_router(area.router)
 
 __all__ = ["PREFIX", "router"]
