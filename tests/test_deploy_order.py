@@ -121,10 +121,11 @@ def test_tidings_subscribe_registers_the_handlers_for_a_release_phase(
     done = run_cli("subscribe", REDIS_URL=redis_url, **PROJECT_ENV)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
+        "handlers.billing.record_payment\tinvoice.paid\ttidings",
         "send-welcome-email\tuser.created\ttidings",
         "count-sent-emails\temail.sent\ttidings",
     ]
-    assert "2 handler(s) subscribed in test, live" in done.stderr
+    assert "3 handler(s) subscribed in test, live" in done.stderr
     # The web process here does not import the handlers: the release phase did it for it.
     with client(live_server, env="live") as http:
         keys = emit_users(http, 3)

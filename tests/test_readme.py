@@ -19,7 +19,8 @@ Stand-ins: the README's `localhost:8000` is the test's server, and
 JSON, where `...` stands for fields or a value left out; the real answer must have what it
 shows (an object without `...` exactly its fields). A comment right after a Python line that
 prints is a line the script must print. A 32-digit hex key in a shown answer stands for
-the key the real one has there, also in the lines after it. Before each step the test waits
+the key the real one has there, also in the lines after it and in the rest of that answer
+(a URL that holds it). Before each step the test waits
 until the events emitted so far have ended, as a reader is slower than a worker.
 """
 
@@ -175,6 +176,9 @@ def differences(shown: Any, real: Any, keys: dict[str, str], where: str = "") ->
         and keys.setdefault(shown, real) == real
     ):
         return []
+    if isinstance(shown, str):
+        for stand_in, key in keys.items():
+            shown = shown.replace(stand_in, key)
     if shown == real and type(shown) is type(real):
         return []
     return [f"{where}: README shows {shown!r}, the real answer has {real!r}"]
