@@ -424,7 +424,7 @@ def test_the_connections_page_shows_each_endpoint_with_its_last_deliveries_and_r
     api: TestClient, stripe: dict[str, Any], new_secret: Callable[..., str]
 ) -> None:
     elsewhere = create(api, platform="github", label="repo", env="live")
-    taken = post(api, stripe, STRIPE.send("evt_1"))
+    taken = post(api, stripe, STRIPE.send("evt_1"), "?campaign=spring")
     post(api, stripe, STRIPE.send("evt_1"))  # a repeat
     post(api, stripe, STRIPE.send("evt_2", secret="whsec_wrong"))
     sign_in(api, new_secret("shop"))
@@ -437,3 +437,7 @@ def test_the_connections_page_shows_each_endpoint_with_its_last_deliveries_and_r
     assert "a repeat: stored before" in html
     assert "no v1 signature of Stripe-Signature matches the signing secret" in html
     assert STRIPE.secret not in html
+    event = api.get(f"/ui/events/{taken.json()['key']}").text
+    assert "stripe.payments.invoice.paid" in event
+    assert "Stripe/1.0 (+https://stripe.com/docs/webhooks)" in event  # its headers
+    assert "spring" in event  # and its query

@@ -33,7 +33,7 @@ def known_platform(name: str) -> str:
 
 
 PlatformName = Annotated[
-    str, AfterValidator(known_platform), WithJsonSchema({"enum": list(PLATFORMS)})
+    str, AfterValidator(known_platform), WithJsonSchema({"type": "string", "enum": list(PLATFORMS)})
 ]
 
 
@@ -51,6 +51,8 @@ def rules() -> JsonDict:
 
 
 class CreateConnectionRequest(ConnectionOptions):
+    """A new connection. It lives beside the platforms, whose rules its schema states."""
+
     model_config = ConfigDict(json_schema_extra=rules())
 
     platform: PlatformName

@@ -133,15 +133,11 @@ def read(
             f"{delivery.event_name!r} cannot be an event's name: at most 200 characters, "
             "no white space and no |"
         ) from None
-    unstored = {name.lower() for name in platform.signature_header_names(connection)}
+    signatures = {name.lower() for name in platform.signature_header_names(connection)}
     return NewEvent(
         delivery.event_name,
         payload,
-        headers={
-            name: value
-            for name, value in request.headers.items()
-            if name not in unstored and stored_header(name, request.headers)
-        },
+        headers=stored_headers(request.headers, signatures),
         query=request.query,
         idempotency_key=(
             keys.idempotency_key(connection.id, delivery.delivery_id)
@@ -151,9 +147,15 @@ def read(
     )
 
 
-def stored_header(name: str, headers: dict[str, str]) -> bool:
-    hop_by_hop = {h.strip().lower() for h in headers.get("connection", "").split(",")}
-    return name not in UNSTORED_HEADERS and name not in hop_by_hop and not name.startswith("proxy-")
+def stored_headers(headers: dict[str, str], signatures: set[str]) -> dict[str, str]:
+    """The headers kept with the event: not hop-by-hop, no credential, no signature."""
+    named_hops = {name.strip().lower() for name in headers.get("connection", "").split(",")}
+    left_out = UNSTORED_HEADERS | named_hops | signatures
+    return {
+        name: value
+        for name, value in headers.items()
+        if name not in left_out and not name.startswith("proxy-")
+    }
 
 
 def joined_headers(request: Request) -> dict[str, str]:
