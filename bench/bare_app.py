@@ -18,8 +18,8 @@ from fastapi.responses import JSONResponse
 from tidings import models
 from tidings.celery_app import create_celery, publish
 from tidings.settings import Settings
-from tidings.store import CUSTOM_PLATFORM, Store, WorkItem
-from tidings.store.keys import Scope
+from tidings.store import Store
+from tidings.work import Scope, WorkItem
 
 SCOPE = Scope("default", "test")
 LABEL = "bench"
@@ -35,7 +35,9 @@ app = FastAPI()
 async def emit(request: Request) -> JSONResponse:
     body = json.loads(await request.body())
     event = models.EmitRequest.model_construct(event=body["event"], payload=body.get("payload", {}))
-    [emitted] = await store.emit(SCOPE, [event], platform=CUSTOM_PLATFORM, label=LABEL, actor=LABEL)
+    [emitted] = await store.emit(
+        SCOPE, [event], platform=models.CUSTOM_PLATFORM, label=LABEL, actor=LABEL
+    )
     if publishes:
         owner, env, key = SCOPE.owner, SCOPE.env, emitted.key
         publish(celery, [(WorkItem(owner, env, key, tx), queue) for tx, queue in emitted.routes])

@@ -33,7 +33,7 @@ from harness import Harness
 
 from tidings import models
 from tidings.store import Store
-from tidings.store.keys import Scope
+from tidings.work import Scope
 
 ADMIN_TOKEN = "bench"
 BATCH = 1000

@@ -42,11 +42,11 @@ import redis
 from harness import Harness, cpu_seconds
 
 from tidings import models
-from tidings.store import Store
-from tidings.store.keys import Scope
+from tidings.store import Store, keys
+from tidings.work import Scope
 
 QUEUE = "tidings.test"  # the Celery queue of the subscribed handler, in the test environment
-EVENTS = Scope("default", "test").index("*")
+EVENTS = keys.index(Scope("default", "test"), "*")
 BODY = '{"event": "bench.noop", "payload": {"user": "ada@example.com", "plan": "pro", "seats": 3}}'
 UVICORN = [sys.executable, "-m", "uvicorn", "bare_app:app", "--app-dir", "bench"]
 SERVERS: dict[str, tuple[list[str], dict[str, str]]] = {

@@ -72,10 +72,11 @@ import timeline
 from harness import WORKER_ARGS, Harness, cpu_seconds, cpu_split, wait_until
 from http_load import HttpClient, open_loop
 
-from tidings.store.keys import Scope
+from tidings.store import keys
+from tidings.work import Scope
 
 CELERY = [sys.executable, "-m", "celery"]
-FINISHED_NOOP = Scope("default", "test").tx_index("finished", "noop", "*")
+FINISHED_NOOP = keys.tx_index(Scope("default", "test"), "finished", "noop", "*")
 SECRET_HEADER = "X-Buildable-Secret"
 WARM_UP = 200
 NUDGES = 20

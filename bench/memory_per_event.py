@@ -59,8 +59,8 @@ from tidings.handlers import (
     Message,
 )
 from tidings.redis_server import EmbeddedRedis
-from tidings.store import CUSTOM_PLATFORM, Store, WorkItem, dump, keys
-from tidings.store.keys import Scope
+from tidings.store import Store, dump, keys
+from tidings.work import Scope, WorkItem
 from tidings.worker import Runner
 
 TTL_SECONDS = 30 * 24 * 3600
@@ -99,7 +99,7 @@ HANDLER = Handler(
     fn=noop,
     event_name=EVENT_NAME,
     tx_key=TX_KEY,
-    platform=CUSTOM_PLATFORM,
+    platform=models.CUSTOM_PLATFORM,
     label=None,
     max_retries=DEFAULT_MAX_RETRIES,
     backoff=DEFAULT_BACKOFF_SECONDS,
@@ -286,7 +286,7 @@ def family(key: str) -> str:
 
 def breakdown(r: redis.Redis, scope: Scope) -> dict[str, dict[str, Any]]:
     """Per key family: keys, entries (members, fields), MEMORY USAGE bytes, encodings."""
-    names = list(r.scan_iter(f"{scope.prefix}:*", count=PIPELINE))
+    names = list(r.scan_iter(f"{keys.scope_prefix(scope)}:*", count=PIPELINE))
     names += [n for n in (keys.leases(ENV), f"tidings:outstanding:{ENV}") if r.exists(n)]
     found: dict[str, dict[str, Any]] = defaultdict(
         lambda: {"keys": 0, "entries": 0, "bytes": 0, "encodings": Counter()}

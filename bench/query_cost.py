@@ -46,10 +46,11 @@ import httpx
 
 from tidings import models
 from tidings.api import SECRET_HEADER, create_app
+from tidings.clock import now_ms
 from tidings.redis_server import EmbeddedRedis
 from tidings.settings import Settings
-from tidings.store import CUSTOM_PLATFORM, Store, keys, now_ms
-from tidings.store.keys import Scope
+from tidings.store import Store, keys
+from tidings.work import Scope
 
 TTL_SECONDS = 30 * 24 * 3600
 BATCH = 1000
@@ -91,7 +92,7 @@ async def fill(store: Store, n: int) -> int:
         ]
         label = LABELS[b % len(LABELS)]
         emitted = await store.emit(
-            scope, events, platform=CUSTOM_PLATFORM, label=label, actor=label
+            scope, events, platform=models.CUSTOM_PLATFORM, label=label, actor=label
         )
         event_keys += [e.key for e in emitted]
     emit_s = time.perf_counter() - started
@@ -147,10 +148,10 @@ def index_key(scope: Scope, q: models.QueryRequest) -> str:
     """The sorted set Store.query reads for q (mirrors Store.query)."""
     combo = keys.combo(q.platform, q.label, q.eventName)
     if q.txKey is None:
-        return scope.index(combo)
+        return keys.index(scope, combo)
     if q.txState == "does-not-exist":
-        return scope.missing_index(q.txKey, combo)
-    return scope.tx_index(q.txState or "any", q.txKey, combo)
+        return keys.missing_index(scope, q.txKey, combo)
+    return keys.tx_index(scope, q.txState or "any", q.txKey, combo)
 
 
 async def baseline(store: Store, scope: Scope, q: models.QueryRequest) -> None:
@@ -162,7 +163,7 @@ async def baseline(store: Store, scope: Scope, q: models.QueryRequest) -> None:
         members = await r.zrangebyscore(index, q.since, "+inf", offset, q.pageSize)
     async with r.pipeline(transaction=False) as pipe:
         for member in members:
-            pipe.hgetall(scope.event(member))
+            pipe.hgetall(keys.event(scope, member))
         await pipe.execute()
 
 

@@ -36,10 +36,11 @@ import redis.asyncio as aioredis
 from harness import WORKER_ARGS, Harness, cpu_seconds, cpu_split, wait_until
 from http_load import HttpClient, open_loop
 
-from tidings.store.keys import Scope
+from tidings.store import keys
+from tidings.work import Scope
 
 SECRET_HEADER = "X-Buildable-Secret"
-FINISHED_WORK = Scope("default", "test").tx_index("finished", "work", "*")
+FINISHED_WORK = keys.tx_index(Scope("default", "test"), "finished", "work", "*")
 #: How many keep-alive connections the load generator may have open at once.
 CONNECTIONS = 32
 #: The worker's counts of messages and rows received (bench/bench_handlers.py).

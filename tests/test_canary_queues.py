@@ -15,8 +15,8 @@ from tidings import models
 from tidings.canary import direct_queue
 from tidings.celery_app import create_celery, publish
 from tidings.settings import Settings
-from tidings.store import Store, WorkItem
-from tidings.store.keys import Scope
+from tidings.store import Store
+from tidings.work import Scope, WorkItem
 
 SCOPE = Scope("default", "test")
 CANARY_ENV = {"TIDINGS_CANARY_INTERVAL_SECONDS": "0.5", "TIDINGS_CANARY_TIMEOUT_SECONDS": "2"}

@@ -20,7 +20,7 @@ from worker_support import ROOT, Worker, wait_until
 from tidings import models
 from tidings.settings import Settings
 from tidings.store import Store
-from tidings.store.keys import Scope
+from tidings.work import Scope
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 #: The example handlers of this repository (handlers/), as the Procfile runs them.

@@ -10,7 +10,7 @@ import redis
 from tidings.celery_app import create_celery, publish
 from tidings.dispatch import Dispatcher, RedisBroker
 from tidings.settings import Settings
-from tidings.store import WorkItem
+from tidings.work import WorkItem
 
 QUEUE = "default.test"  # the "default" queue in the test environment
 

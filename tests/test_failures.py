@@ -25,8 +25,9 @@ from tidings import throttle
 from tidings.api.limits import MAX_HEADER_BYTES, MAX_HEADERS
 from tidings.errors import UNAVAILABLE_RETRY_AFTER_SECONDS
 from tidings.redis_server import free_port, wait_for_redis
-from tidings.store.keys import Scope
+from tidings.store import keys
 from tidings.throttle import AUTH_FAILURE_WINDOW_SECONDS, MAX_AUTH_FAILURES
+from tidings.work import Scope
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 EVENT = {"event": "order.paid", "payload": {"total": 5}}
@@ -154,7 +155,7 @@ def test_an_unexpected_error_answers_500_and_keeps_the_connection(
     key = first.json()["key"]
     # An event record that is not a hash: reading it fails in a way no handler expects.
     corrupt = redis.Redis.from_url(own_redis.url)
-    corrupt.set(Scope("default", "test").event(key), "not a hash")
+    corrupt.set(keys.event(Scope("default", "test"), key), "not a hash")
     corrupt.close()
     answer = served.get(f"/events/{key}")
     body = assert_error_body(answer, 500)

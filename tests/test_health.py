@@ -10,8 +10,9 @@ import asyncio
 from fastapi.testclient import TestClient
 
 from tidings import models
+from tidings.clock import now_ms
 from tidings.settings import Settings
-from tidings.store import Store, now_ms
+from tidings.store import Store
 
 
 def subscription(tx_key: str) -> models.Subscription:

@@ -20,8 +20,8 @@ from tidings import models
 from tidings.celery_app import create_celery, publish
 from tidings.redis_server import URL_FILE, free_port
 from tidings.settings import Settings
-from tidings.store import Store, WorkItem
-from tidings.store.keys import Scope
+from tidings.store import Store
+from tidings.work import Scope, WorkItem
 
 #: Heroku's: SIGKILL follows SIGTERM after this long.
 PAAS_GRACE_SECONDS = 30

@@ -8,8 +8,8 @@ import redis
 
 from tidings import models
 from tidings.settings import Settings
-from tidings.store import Emitted, NewEvent, Store, WorkItem
-from tidings.store.keys import Scope
+from tidings.store import Store, keys
+from tidings.work import Emitted, NewEvent, Scope, WorkItem
 
 SCOPE = Scope("default", "test")
 
@@ -129,9 +129,9 @@ def test_a_scope_keeps_a_bounded_number_of_missing_indexes(settings: Settings) -
 
     assert asyncio.run(scenario()) == [3] * 260  # right answers past the bound too
     client = redis.Redis.from_url(settings.store_url, decode_responses=True)
-    assert client.scard(f"{SCOPE.prefix}:missing-kept") == 256
-    assert client.pttl(SCOPE.missing_index("tx0", "*")) > 60_000  # kept: lives with its events
-    assert 0 < client.pttl(SCOPE.missing_index("tx259", "*")) <= 1000  # built for one query
+    assert client.scard(keys.missing_kept(SCOPE)) == 256
+    assert client.pttl(keys.missing_index(SCOPE, "tx0", "*")) > 60_000  # kept: lives with events
+    assert 0 < client.pttl(keys.missing_index(SCOPE, "tx259", "*")) <= 1000  # built for one query
 
 
 def test_an_unsubscribed_handler_is_no_longer_expected(settings: Settings) -> None:
@@ -221,9 +221,9 @@ def test_an_idempotency_key_seen_before_answers_the_first_event_and_stores_nothi
 
     asyncio.run(scenario())
     client = redis.Redis.from_url(settings.store_url, decode_responses=True)
-    stored = client.zrange(SCOPE.index("*"), 0, -1)
+    stored = client.zrange(keys.index(SCOPE, "*"), 0, -1)
     assert len(stored) == 5  # evt_1, evt_2, evt_3, evt_4 and the one without a key
-    assert 0 < client.ttl(SCOPE.idempotency("evt_1")) <= settings.ttl_seconds
+    assert 0 < client.ttl(keys.idempotency(SCOPE, "evt_1")) <= settings.ttl_seconds
 
 
 def test_an_idempotency_key_lasts_its_time_and_never_past_the_retention(
@@ -246,5 +246,5 @@ def test_an_idempotency_key_lasts_its_time_and_never_past_the_retention(
 
     asyncio.run(scenario())
     client = redis.Redis.from_url(settings.store_url, decode_responses=True)
-    assert 0 < client.ttl(SCOPE.idempotency("short")) <= 60
-    assert 60 < client.ttl(SCOPE.idempotency("long")) <= 600
+    assert 0 < client.ttl(keys.idempotency(SCOPE, "short")) <= 60
+    assert 60 < client.ttl(keys.idempotency(SCOPE, "long")) <= 600

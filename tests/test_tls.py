@@ -31,8 +31,8 @@ from tidings import models
 from tidings.celery_app import create_celery
 from tidings.redis_server import free_port, wait_for_redis
 from tidings.settings import Settings
-from tidings.store import Store
-from tidings.store.keys import Scope
+from tidings.store import Store, keys
+from tidings.work import Scope
 
 SCOPE = Scope("default", "test")
 
@@ -176,10 +176,10 @@ def test_the_store_emits_and_queries_over_rediss_with_ssl_cert_reqs_none(
         finally:
             await store.close()
 
-    keys, page = asyncio.run(scenario())
+    event_keys, page = asyncio.run(scenario())
     assert page.total == 3
-    assert sorted(row.key for row in page.rows) == sorted(keys)
-    assert all(tls_client.exists(SCOPE.event(key)) for key in keys)
+    assert sorted(row.key for row in page.rows) == sorted(event_keys)
+    assert all(tls_client.exists(keys.event(SCOPE, key)) for key in event_keys)
 
 
 async def ping(url: str) -> bool:

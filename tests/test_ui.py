@@ -12,8 +12,10 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from tidings.clock import now_ms
 from tidings.models import Subscription, WorkerBeat
-from tidings.store import Store, WorkItem, now_ms
+from tidings.store import Store
+from tidings.work import WorkItem
 
 XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 

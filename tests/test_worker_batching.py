@@ -10,8 +10,8 @@ from tidings import Message, handler, models
 from tidings.celery_app import _run_batch
 from tidings.handlers import REGISTRY
 from tidings.settings import Settings
-from tidings.store import Result, Store, WorkItem
-from tidings.store.keys import Scope
+from tidings.store import Store
+from tidings.work import Result, Scope, WorkItem
 from tidings.worker import Runner, Together
 
 SCOPE = Scope("default", "test")

@@ -11,8 +11,9 @@ import redis
 from worker_support import Worker, handled, wait_until
 
 from tidings import models
+from tidings.clock import now_ms
 from tidings.settings import Settings
-from tidings.store import Store, now_ms
+from tidings.store import Store
 
 FAST_BEATS = {"TIDINGS_CANARY_INTERVAL_SECONDS": "0.5", "TIDINGS_CANARY_TIMEOUT_SECONDS": "3"}
 

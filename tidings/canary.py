@@ -40,9 +40,11 @@ from celery.worker import state as worker_state
 from kombu.entity import Exchange, Queue
 
 from tidings import metrics, models
+from tidings.clock import now_ms
 from tidings.handlers import REGISTRY, subscriptions
 from tidings.settings import Settings
-from tidings.store import Store, WorkItem, now_ms
+from tidings.store import Store
+from tidings.work import WorkItem
 
 log = logging.getLogger("tidings.canary")
 

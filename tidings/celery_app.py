@@ -27,7 +27,8 @@ from kombu.entity import Queue
 from tidings import canary, metrics
 from tidings.handlers import REGISTRY, discover
 from tidings.settings import Settings
-from tidings.store import Store, WorkItem
+from tidings.store import Store
+from tidings.work import WorkItem
 from tidings.worker import Runner
 from tidings.worker_sigterm import let_running_handlers_finish
 

@@ -21,8 +21,7 @@ from tidings.errors import TidingsError
 from tidings.handlers import Handler, discover, subscriptions
 from tidings.redis_server import NoDataFolder, redis_url
 from tidings.settings import Settings
-from tidings.store import Store, WorkItem
-from tidings.store.keys import Scope
+from tidings.store import Store
 from tidings.webhooks.connections import (
     Connections,
     CreateConnectionRequest,
@@ -31,6 +30,7 @@ from tidings.webhooks.connections import (
 )
 from tidings.webhooks.models import Connection
 from tidings.webhooks.platforms import PLATFORMS
+from tidings.work import Scope, WorkItem
 
 T = TypeVar("T")
 ENVIRONMENTS = click.Choice(["test", "live"])

@@ -27,9 +27,10 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from celery import Celery
 
+from tidings.auth import Caller
 from tidings.celery_app import create_celery, message_rows, publish, redis_message
 from tidings.settings import Settings
-from tidings.store import Caller, Emitted, WorkItem
+from tidings.work import Emitted, WorkItem
 
 log = logging.getLogger("tidings.dispatch")
 

@@ -12,9 +12,10 @@ from typing import get_args
 
 from tidings import models
 from tidings.celery_app import queue_name
+from tidings.clock import now_ms
 from tidings.settings import Settings
-from tidings.store import Store, now_ms
-from tidings.store.keys import Scope
+from tidings.store import Store
+from tidings.work import Scope
 
 log = logging.getLogger("tidings.health")
 

@@ -25,7 +25,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from tidings import models
-from tidings.store import Emitted, NewEvent, Store, keys
+from tidings.store import Store, keys
+from tidings.work import Emitted, NewEvent
 
 log = logging.getLogger("tidings.metrics")
 

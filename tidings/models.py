@@ -359,6 +359,10 @@ class RerunRequest(Request):
     txKey: Name
 
 
+#: The most transactions one bulk re-run hands out.
+MAX_RERUN = 10_000
+
+
 class RerunFailedRequest(Request):
     """Re-run every failed transaction of a handler among the events of a filter."""
 

@@ -22,8 +22,8 @@ from tidings import models
 from tidings.handlers import REGISTRY, Handler
 from tidings.redis_server import EmbeddedRedis
 from tidings.settings import Settings
-from tidings.store import CUSTOM_PLATFORM, Store, WorkItem
-from tidings.store.keys import Scope
+from tidings.store import Store
+from tidings.work import Scope, WorkItem
 from tidings.worker import Runner
 
 #: An environment no worker handles, so that no real handler ever runs on these events.
@@ -63,7 +63,7 @@ async def _run(handler: Handler, payload: Any, label: str, url: str) -> models.T
         [event] = await store.emit(
             SCOPE,
             [request],
-            platform=handler.platform or CUSTOM_PLATFORM,
+            platform=handler.platform or models.CUSTOM_PLATFORM,
             label=handler.label or label,
             actor="tidings.testing",
         )

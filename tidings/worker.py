@@ -23,8 +23,11 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import ValidationError
 
 from tidings import metrics, models
+from tidings.clock import now_ms
 from tidings.handlers import MAX_BACKOFF_SECONDS, EventInfo, Handler, Message
-from tidings.store import Claim, Emitted, Result, Store, WorkItem, new_event_key, now_ms
+from tidings.ids import new_event_key
+from tidings.store import Store
+from tidings.work import Claim, Emitted, Result, WorkItem
 
 log = logging.getLogger("tidings.worker")
 

@@ -11,9 +11,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from pydantic import ValidationError
 
 from tidings import models
+from tidings.auth import MISSING_SECRET, Caller
 from tidings.errors import NotFound, Unauthorized
 from tidings.services import SettingsDep, StoreDep, ThrottleDep
-from tidings.store import MISSING_SECRET, Caller
 from tidings.throttle import client_address
 
 SECRET_HEADER = "X-Buildable-Secret"

@@ -6,10 +6,11 @@ from fastapi.responses import JSONResponse
 from tidings import metrics, models, services
 from tidings.api.deps import SECRET_HEADER, Authenticated, PresentSecret, parse_body
 from tidings.api.openapi import CREDENTIAL, JSON_BODY, errors
+from tidings.auth import MISSING_SECRET
 from tidings.errors import Unauthorized
 from tidings.services import StoreDep
-from tidings.store import CUSTOM_PLATFORM, MISSING_SECRET, Emitted
 from tidings.throttle import client_address
+from tidings.work import Emitted
 
 router = APIRouter(responses=CREDENTIAL)
 
@@ -75,6 +76,6 @@ async def get_event(key: str, who: Authenticated, store: StoreDep) -> models.Eve
 
 @router.post("/get-full-event-name", response_model=models.FullName, responses=JSON_BODY)
 async def get_full_event_name(body: models.FullNameRequest, who: Authenticated) -> models.FullName:
-    platform = body.platform or CUSTOM_PLATFORM
+    platform = body.platform or models.CUSTOM_PLATFORM
     label = body.label or who.name
     return models.FullName(fullName=models.full_event_name(platform, label, body.eventName))

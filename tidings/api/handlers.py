@@ -8,7 +8,7 @@ from tidings.api.deps import Authenticated
 from tidings.api.openapi import CREDENTIAL, JSON_BODY, errors
 from tidings.dispatch import Dispatcher
 from tidings.services import DispatcherDep, SettingsDep, StoreDep
-from tidings.store import WorkItem
+from tidings.work import WorkItem
 
 router = APIRouter(responses=CREDENTIAL)
 

@@ -6,14 +6,10 @@ writes nothing. Reads of a page are one script too, so a page and its total agre
 """
 
 import hashlib
-import itertools
 import json
 import math
 import secrets
-import time
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -23,12 +19,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from tidings import models
+from tidings.auth import MISSING_SECRET, NO_SESSION, REVOKED_SECRET, UNKNOWN_SECRET, Caller, Session
+from tidings.clock import now_ms
 from tidings.errors import BadRequest, Conflict, NotFound, Unauthorized
+from tidings.ids import new_event_key, new_id, new_record_id
 from tidings.settings import Settings
 from tidings.store import keys
-from tidings.store.keys import Scope
+from tidings.work import Claim, Emitted, NewEvent, Result, Scope, WorkItem
 
-CUSTOM_PLATFORM = models.CUSTOM_PLATFORM
 DEFAULT_GRACE_MS = 30_000
 MAX_CONNECTIONS = 64
 #: A pooled connection idle for longer is checked with a PING before it is used again.
@@ -44,15 +42,7 @@ CONNECTION_OPTIONS: dict[str, Any] = {
     "health_check_interval": HEALTH_CHECK_SECONDS,
     "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
 }
-#: The most transactions one bulk re-run hands out.
-MAX_RERUN = 10_000
 RERUN_PAGE = 500
-
-MISSING_SECRET = "missing secret key: send it in the X-Buildable-Secret header"
-UNKNOWN_SECRET = "unknown secret key"
-REVOKED_SECRET = "this secret key has been revoked"
-NO_SESSION = "not signed in, or the session has expired"
-
 
 SCRIPTS = (
     "emit",
@@ -69,23 +59,6 @@ SCRIPTS = (
 )
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-_sequence = itertools.count()
-
-
-def new_event_key() -> str:
-    """32 lowercase hex digits that sort in the order this process made them, so that
-    events stored in the same millisecond (a batch) are listed in the order emitted."""
-    return f"{now_ms():012x}{next(_sequence) & 0xFFFF:04x}{secrets.token_hex(8)}"
-
-
 def dump(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
@@ -93,102 +66,6 @@ def dump(value: Any) -> str:
 def _load_script(name: str) -> str:
     lua = resources.files("tidings.store") / "lua"
     return (lua / "common.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling, as their secret key says: the key's name is the label of what it emits."""
-
-    name: str
-    env: str
-    owner: str
-
-    @property
-    def scope(self) -> Scope:
-        return Scope(self.owner, self.env)
-
-
-@dataclass(frozen=True)
-class Session:
-    """A dashboard sign-in: who it is, and the token its state-changing requests carry."""
-
-    id: str
-    caller: Caller
-    csrf: str
-
-
-@dataclass(frozen=True)
-class WorkItem:
-    """One transaction for a worker to run: a handler (txKey) on an event.
-
-    ``attempt`` 0 claims it afresh; a higher one continues it (a retry, a re-run).
-    """
-
-    owner: str
-    env: str
-    key: str
-    tx_key: str
-    attempt: int = 0
-
-    @property
-    def row(self) -> list[str | int]:
-        """As a broker message carries it."""
-        return [self.owner, self.env, self.key, self.tx_key, self.attempt]
-
-    @property
-    def scope(self) -> Scope:
-        return Scope(self.owner, self.env)
-
-
-@dataclass(frozen=True)
-class NewEvent:
-    """An event to store: what /emit takes, and what an inbound request brings with it."""
-
-    event: str
-    payload: Any = None
-    headers: dict[str, Any] = field(default_factory=dict)
-    query: dict[str, Any] = field(default_factory=dict)
-    #: An event already stored with the same key (within its time) stands for this one,
-    #: which is then not stored: a repeated delivery, a retried request.
-    idempotency_key: str | None = None
-
-
-@dataclass(frozen=True)
-class Emitted:
-    key: str
-    #: (txKey, queue) of each handler subscribed to the event when it was stored.
-    routes: list[tuple[str, str]]
-    #: Not stored: ``key`` is the event stored earlier with the same idempotency key.
-    duplicate: bool = False
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A worker's claim: the attempt it runs and the event's input. Its token is what the
-    worker's result must show to count."""
-
-    token: str
-    attempt: int
-    payload: Any
-    headers: Any
-    query: Any
-    created_at: int
-    event_id: str
-    event_name: str
-    platform: str
-    label: str
-
-
-@dataclass(frozen=True)
-class Result:
-    """What a worker's run of a claimed transaction ended with, for ``finish`` to record."""
-
-    item: WorkItem
-    claim: Claim
-    state: str
-    output: Any
-    #: The events its handler emitted, with their keys: stored with the result.
-    follow_ups: list[tuple[str, models.EmitRequest]]
 
 
 def _claim(answer: list[Any], token: str) -> Claim | None:
@@ -367,7 +244,7 @@ class Store:
         ``idempotency_seconds`` ago (default and at most: the retention) is not stored, and
         answered as that event (``duplicate``)."""
         _, emitted = await self._emit(
-            ["scope", scope.prefix, platform, label, actor],
+            ["scope", keys.scope_prefix(scope), platform, label, actor],
             events,
             event_keys,
             idempotency_seconds,
@@ -380,7 +257,7 @@ class Store:
         """`emit` for the holder of a secret key, checked in the same round trip."""
         if not secret:
             raise Unauthorized(MISSING_SECRET)
-        return await self._emit(["secret", _hash(secret), CUSTOM_PLATFORM, "", ""], events)
+        return await self._emit(["secret", _hash(secret), models.CUSTOM_PLATFORM, "", ""], events)
 
     async def _emit(
         self,
@@ -410,14 +287,14 @@ class Store:
 
     async def get_event(self, scope: Scope, key: str) -> models.EventWithTransactions:
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(scope.event(key))
-            pipe.hkeys(scope.event_txs(key))
+            pipe.hgetall(keys.event(scope, key))
+            pipe.hkeys(keys.event_txs(scope, key))
             fields, tx_keys = await pipe.execute()
         if not fields:
             raise NotFound(f"no event with key {key!r}")
         async with self.redis.pipeline(transaction=False) as pipe:
             for tx_key in sorted(tx_keys):
-                pipe.hgetall(scope.transaction(key, tx_key))
+                pipe.hgetall(keys.transaction(scope, key, tx_key))
             txs = [_transaction(f) for f in await pipe.execute() if f]
         event = _event(scope, fields)
         return models.EventWithTransactions(**dict(event), transactions=txs)
@@ -437,7 +314,7 @@ class Store:
         offset = (q.page - 1) * q.pageSize
         total, rows = await self._run(
             "query",
-            scope.prefix,
+            keys.scope_prefix(scope),
             index,
             "" if q.since is None else q.since,
             "" if q.until is None else q.until,
@@ -461,7 +338,14 @@ class Store:
     async def init(self, scope: Scope, key: str, tx_key: str, *, actor: str) -> models.Transaction:
         """Claim (key, tx_key) for good: a Conflict if it exists already."""
         answer = await self._run(
-            "init", scope.prefix, key, tx_key, now_ms(), actor, new_id()[:24], new_id()
+            "init",
+            keys.scope_prefix(scope),
+            key,
+            tx_key,
+            now_ms(),
+            actor,
+            new_record_id(),
+            new_id(),
         )
         if answer[0] == "not_found":
             raise NotFound(f"no event with key {key!r}")
@@ -473,7 +357,7 @@ class Store:
         self, scope: Scope, key: str, tx_key: str, state: str, output: Any, *, actor: str
     ) -> models.Transaction:
         answer = await self._run(
-            "transact", scope.prefix, key, tx_key, state, dump(output), now_ms(), actor
+            "transact", keys.scope_prefix(scope), key, tx_key, state, dump(output), now_ms(), actor
         )
         if answer[0] == "not_found":
             raise NotFound(f"no transaction {tx_key!r} on event {key!r}: claim it with /init first")
@@ -488,14 +372,14 @@ class Store:
     ) -> models.Event:
         answer = await self._run(
             "update",
-            scope.prefix,
+            keys.scope_prefix(scope),
             key,
             event_name,
             tx_key,
             state,
             now_ms(),
             actor,
-            new_id()[:24],
+            new_record_id(),
             new_id(),
         )
         if answer[0] == "not_found":
@@ -519,12 +403,12 @@ class Store:
         tokens = [new_id() for _ in items]
         calls = [
             [
-                item.scope.prefix,
+                keys.scope_prefix(item.scope),
                 item.key,
                 item.tx_key,
                 now_ms(),
                 actor,
-                new_id()[:24],
+                new_record_id(),
                 new_id(),
                 lease_ms,
                 item.attempt,
@@ -568,7 +452,7 @@ class Store:
             requests = [request for _, request in r.follow_ups]
             calls.append(
                 [
-                    r.item.scope.prefix,
+                    keys.scope_prefix(r.item.scope),
                     r.item.key,
                     r.item.tx_key,
                     r.state,
@@ -595,7 +479,7 @@ class Store:
         return bool(
             await self._run(
                 "retry_later",
-                item.scope.prefix,
+                keys.scope_prefix(item.scope),
                 item.key,
                 item.tx_key,
                 now_ms(),
@@ -762,7 +646,7 @@ class Store:
         cutoff = now - self.ttl_seconds * 1000
         async with self.redis.pipeline(transaction=False) as pipe:
             for state in ("processing", "finished", "failed"):
-                pipe.zcount(scope.tx_index(state, sub.txKey, combo), cutoff, "+inf")
+                pipe.zcount(keys.tx_index(scope, state, sub.txKey, combo), cutoff, "+inf")
             processing, finished, failed = await pipe.execute()
         waiting = await self.waiting(scope, sub, subscribed_at)
         running = [w for w in workers if w.runs(sub.txKey, scope.env, scope.owner)]
@@ -814,7 +698,7 @@ class Store:
         since = "-inf" if r.since is None else r.since
         until = "+inf" if r.until is None else r.until
         items: list[tuple[WorkItem, str]] = []
-        while len(items) < MAX_RERUN:  # in pages, so that Redis serves others in between
+        while len(items) < models.MAX_RERUN:  # in pages, so that Redis serves others in between
             page = await self._rerun(
                 scope, actor, lease_ms, "failed", r.txKey, combo, since, until, RERUN_PAGE
             )
@@ -826,7 +710,9 @@ class Store:
     async def _rerun(
         self, scope: Scope, actor: str, lease_ms: int, *what: Any
     ) -> list[tuple[WorkItem, str]]:
-        answer = await self._run("rerun", scope.prefix, now_ms(), actor, lease_ms, *what)
+        answer = await self._run(
+            "rerun", keys.scope_prefix(scope), now_ms(), actor, lease_ms, *what
+        )
         if answer[0] == "not_found":
             raise NotFound(f"no transaction {what[2]!r} on event {what[1]!r}")
         if answer[0] == "conflict":
@@ -842,7 +728,7 @@ class Store:
     async def scopes(self) -> list[Scope]:
         """Every (owner, environment) that has a secret key."""
         names: list[str] = await self.redis.hkeys(keys.SECRETS)
-        return sorted({Scope(*name.split("/")[:2]) for name in names}, key=lambda s: s.prefix)
+        return sorted({Scope(*name.split("/")[:2]) for name in names}, key=keys.scope_prefix)
 
     async def backfill(
         self, scope: Scope, sub: models.Subscription, since: int, *, page: int = 500
@@ -854,7 +740,7 @@ class Store:
         while offset != "":
             offset, *keys_ = await self._run(
                 "backfill",
-                scope.prefix,
+                keys.scope_prefix(scope),
                 sub.txKey,
                 combo,
                 since,
@@ -876,7 +762,7 @@ def _event_args(
         new = event if isinstance(event, NewEvent) else NewEvent(event.event, event.payload)
         args += [
             key,
-            new_id()[:24],
+            new_record_id(),
             dump(new.payload),
             dump(new.headers),
             dump(new.query),

@@ -1,7 +1,8 @@
-"""Every Redis key tidings uses is built here (and mirrored, name for name, in lua/common.lua).
+"""Every Redis key tidings uses is built here (and mirrored, name for name, in keys.lua).
 
 Global keys::
 
+    tidings:schema               string  the version of this layout (tidings/store/schema.py)
     tidings:secret:{sha256}      hash  a secret key: name, env, owner, createdAt, revokedAt
     tidings:secrets              hash  "{owner}/{env}/{name}" -> sha256, every key ever made
     tidings:session:{id}         hash  a dashboard sign-in: the sha256 of its secret, a CSRF
@@ -26,7 +27,7 @@ Global keys::
     tidings:metric:{name}        hash  JSON label values (and bucket) -> the sum of every
                                        process's counts (tidings/metrics.py)
 
-Per scope, where a scope is ``tidings:{owner}:{env}``::
+Per scope, where a scope's prefix is ``tidings:{owner}:{env}``::
 
     {scope}:ev:{key}                 hash   the event: its fields, payload, headers and query as
                                             raw JSON, state, history, v and processing flags
@@ -53,18 +54,12 @@ Every per-event key expires with its event (PEXPIREAT); index members older than
 retention are trimmed on every write and read.
 """
 
-from dataclasses import dataclass
+from tidings.work import Scope
 
 ROOT = "tidings"
+SCHEMA = f"{ROOT}:schema"
 SECRETS = f"{ROOT}:secrets"
-
-
-def leases(env: str) -> str:
-    return f"{ROOT}:leases:{env}"
-
-
-def lease_member(owner: str, env: str, key: str, tx_key: str) -> str:
-    return f"{owner}|{env}|{key}|{tx_key}"
+WORKERS = f"{ROOT}:workers"
 
 
 def secret(digest: str) -> str:
@@ -79,7 +74,8 @@ def auth_failures(address: str) -> str:
     return f"{ROOT}:auth-failures:{address}"
 
 
-WORKERS = f"{ROOT}:workers"
+def subscriptions(env: str, event_name: str) -> str:
+    return f"{ROOT}:subs:{env}:{event_name}"
 
 
 def subscribed(env: str) -> str:
@@ -98,8 +94,52 @@ def metric(name: str) -> str:
     return f"{ROOT}:metric:{name}"
 
 
-def subscriptions(env: str, event_name: str) -> str:
-    return f"{ROOT}:subs:{env}:{event_name}"
+# Per environment, so that one environment's backlog never hides another's work.
+
+
+def outstanding(env: str) -> str:
+    return f"{ROOT}:outstanding:{env}"
+
+
+def leases(env: str) -> str:
+    return f"{ROOT}:leases:{env}"
+
+
+def recovered(env: str) -> str:
+    return f"{ROOT}:recovered:{env}"
+
+
+def scope_member(owner: str, env: str, key: str) -> str:
+    """An event, as the outstanding sets name it."""
+    return f"{owner}|{env}|{key}"
+
+
+def lease_member(owner: str, env: str, key: str, tx_key: str) -> str:
+    """A transaction, as the leases and recovered sets name it."""
+    return f"{scope_member(owner, env, key)}|{tx_key}"
+
+
+# Per scope
+
+
+def scope_prefix(scope: Scope) -> str:
+    return f"{ROOT}:{scope.owner}:{scope.env}"
+
+
+def event(scope: Scope, key: str) -> str:
+    return f"{scope_prefix(scope)}:ev:{key}"
+
+
+def event_txs(scope: Scope, key: str) -> str:
+    return f"{event(scope, key)}:txs"
+
+
+def event_expected(scope: Scope, key: str) -> str:
+    return f"{event(scope, key)}:expected"
+
+
+def transaction(scope: Scope, key: str, tx_key: str) -> str:
+    return f"{scope_prefix(scope)}:tx:{key}|{tx_key}"
 
 
 def combo(platform: str | None, label: str | None, event_name: str | None) -> str:
@@ -111,34 +151,25 @@ def combo(platform: str | None, label: str | None, event_name: str | None) -> st
     return "|".join(parts) or "*"
 
 
-@dataclass(frozen=True)
-class Scope:
-    """The events of one owner in one environment; no key reaches outside its scope."""
+def index(scope: Scope, combo: str) -> str:
+    return f"{scope_prefix(scope)}:idx|{combo}"
 
-    owner: str
-    env: str
 
-    @property
-    def prefix(self) -> str:
-        return f"{ROOT}:{self.owner}:{self.env}"
+def tx_index(scope: Scope, state: str, tx_key: str, combo: str) -> str:
+    return f"{scope_prefix(scope)}:txidx|{state}|{tx_key}|{combo}"
 
-    def event(self, key: str) -> str:
-        return f"{self.prefix}:ev:{key}"
 
-    def event_txs(self, key: str) -> str:
-        return f"{self.prefix}:ev:{key}:txs"
+def missing_index(scope: Scope, tx_key: str, combo: str) -> str:
+    return f"{scope_prefix(scope)}:miss|{tx_key}|{combo}"
 
-    def transaction(self, key: str, tx_key: str) -> str:
-        return f"{self.prefix}:tx:{key}|{tx_key}"
 
-    def index(self, combo: str) -> str:
-        return f"{self.prefix}:idx|{combo}"
+def missing_registry(scope: Scope, combo: str) -> str:
+    return f"{scope_prefix(scope)}:missreg|{combo}"
 
-    def tx_index(self, state: str, tx_key: str, combo: str) -> str:
-        return f"{self.prefix}:txidx|{state}|{tx_key}|{combo}"
 
-    def missing_index(self, tx_key: str, combo: str) -> str:
-        return f"{self.prefix}:miss|{tx_key}|{combo}"
+def missing_kept(scope: Scope) -> str:
+    return f"{scope_prefix(scope)}:missing-kept"
 
-    def idempotency(self, idempotency_key: str) -> str:
-        return f"{self.prefix}:idem:{idempotency_key}"
+
+def idempotency(scope: Scope, idempotency_key: str) -> str:
+    return f"{scope_prefix(scope)}:idem:{idempotency_key}"

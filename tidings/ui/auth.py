@@ -5,9 +5,9 @@ import secrets
 from fastapi import Request
 from fastapi.responses import Response
 
+from tidings.auth import MISSING_SECRET
 from tidings.errors import Unauthorized
 from tidings.services import SettingsDep, StoreDep, ThrottleDep
-from tidings.store import MISSING_SECRET
 from tidings.throttle import client_address
 from tidings.ui.pages import (
     PREFIX,

@@ -7,7 +7,6 @@ from fastapi.responses import Response
 
 from tidings import models
 from tidings.services import DispatcherDep, SettingsDep, StoreDep
-from tidings.store import MAX_RERUN
 from tidings.ui.filters import Filter, validated
 from tidings.ui.pages import PREFIX, Form, Signed, dashboard_router, redirect, render
 
@@ -45,7 +44,12 @@ async def confirm_rerun(request: Request, session: Signed, store: StoreDep) -> R
         session.caller.scope, view.query(txState="failed", page=1, pageSize=1)
     )
     return render(
-        "rerun.html", session, view=view, tx_key=wanted.txKey, count=failed.total, limit=MAX_RERUN
+        "rerun.html",
+        session,
+        view=view,
+        tx_key=wanted.txKey,
+        count=failed.total,
+        limit=models.MAX_RERUN,
     )
 
 

@@ -16,6 +16,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from tidings.auth import Session
+from tidings.clock import now_ms
 from tidings.errors import (
     REDIS_UNREACHABLE,
     Forbidden,
@@ -24,7 +26,6 @@ from tidings.errors import (
     redis_unreachable,
 )
 from tidings.services import StoreDep
-from tidings.store import Session, now_ms
 
 log = logging.getLogger("tidings.ui")
 

@@ -9,10 +9,10 @@ import redis.asyncio as aioredis
 from pydantic import AfterValidator, ConfigDict, WithJsonSchema
 from pydantic.config import JsonDict
 
+from tidings.clock import now_ms
 from tidings.errors import Conflict, Gone, NotFound, Unprocessable
 from tidings.models import Environment, Part
 from tidings.settings import Settings
-from tidings.store import now_ms
 from tidings.webhooks import PREFIX, keys
 from tidings.webhooks.models import Connection, ConnectionOptions, DeliveryRecord, Secret
 from tidings.webhooks.platforms import PLATFORMS

@@ -22,14 +22,15 @@ from pydantic import TypeAdapter, ValidationError
 from tidings import metrics, models, services
 from tidings.api.deps import SECRET_HEADER
 from tidings.api.openapi import errors
+from tidings.auth import Caller
+from tidings.clock import now_ms
 from tidings.errors import TidingsError
 from tidings.services import SettingsDep, StoreDep
-from tidings.store import Caller, NewEvent, now_ms
-from tidings.store.keys import Scope
 from tidings.webhooks import PREFIX, keys
 from tidings.webhooks.connections import Connections, platform_of, public_url
 from tidings.webhooks.models import Connection, DeliveryRecord, WebhookAccepted
 from tidings.webhooks.platforms.base import Inbound, Platform, Refused, Unreadable
+from tidings.work import NewEvent, Scope
 
 log = logging.getLogger("tidings.webhooks")
 

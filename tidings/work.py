@@ -1,0 +1,92 @@
+"""What travels between the API, the store and the workers: scopes, events to store, work
+items, the claims workers hold and the results they record. Plain values; the store keeps
+them in Redis."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tidings import models
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The events of one owner in one environment; nothing reaches outside its scope."""
+
+    owner: str
+    env: str
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One transaction for a worker to run: a handler (txKey) on an event.
+
+    ``attempt`` 0 claims it afresh; a higher one continues it (a retry, a re-run).
+    """
+
+    owner: str
+    env: str
+    key: str
+    tx_key: str
+    attempt: int = 0
+
+    @property
+    def row(self) -> list[str | int]:
+        """As a broker message carries it."""
+        return [self.owner, self.env, self.key, self.tx_key, self.attempt]
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.owner, self.env)
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to store: what /emit takes, and what an inbound request brings with it."""
+
+    event: str
+    payload: Any = None
+    headers: dict[str, Any] = field(default_factory=dict)
+    query: dict[str, Any] = field(default_factory=dict)
+    #: An event already stored with the same key (within its time) stands for this one,
+    #: which is then not stored: a repeated delivery, a retried request.
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Emitted:
+    """A stored event: its key, and the handlers subscribed to it when it was stored."""
+
+    key: str
+    #: (txKey, queue) of each handler subscribed to the event when it was stored.
+    routes: list[tuple[str, str]]
+    #: Not stored: ``key`` is the event stored earlier with the same idempotency key.
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's claim: the attempt it runs and the event's input. Its token is what the
+    worker's result must show to count."""
+
+    token: str
+    attempt: int
+    payload: Any
+    headers: Any
+    query: Any
+    created_at: int
+    event_id: str
+    event_name: str
+    platform: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a worker's run of a claimed transaction ended with, for the store to record."""
+
+    item: WorkItem
+    claim: Claim
+    state: str
+    output: Any
+    #: The events its handler emitted, with their keys: stored with the result.
+    follow_ups: list[tuple[str, models.EmitRequest]]
