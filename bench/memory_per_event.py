@@ -59,7 +59,8 @@ from tidings.handlers import (
     Message,
 )
 from tidings.redis_server import EmbeddedRedis
-from tidings.store import Store, dump, keys
+from tidings.store import Store, keys
+from tidings.store.records import dump
 from tidings.work import Scope, WorkItem
 from tidings.worker import Runner
 

@@ -1,0 +1,91 @@
+"""What every part of the store shares: one Redis client, the retention and grace period,
+and the Lua scripts it runs."""
+
+from importlib import resources
+from typing import Any, Self
+
+import redis.asyncio as aioredis
+import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from tidings.settings import Settings
+
+DEFAULT_GRACE_MS = 30_000
+MAX_CONNECTIONS = 64
+#: How long a request waits for a free pooled connection under load.
+POOL_TIMEOUT_SECONDS = 20
+#: A pooled connection idle for longer is checked with a PING before it is used again.
+HEALTH_CHECK_SECONDS = 10
+#: How long connecting to Redis may take before the request fails (503 over HTTP).
+CONNECT_TIMEOUT_SECONDS = 5
+#: A command that fails on a dropped connection (a pooled one gone stale while Redis
+#: restarted) is sent once more on a new one. Lua scripts stay correct if run twice: an
+#: emit writes the same key, a claim that did go through answers 409.
+CONNECTION_OPTIONS: dict[str, Any] = {
+    "retry": Retry(NoBackoff(), retries=1),
+    "retry_on_error": [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
+    "health_check_interval": HEALTH_CHECK_SECONDS,
+    "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+}
+
+
+def _load_script(name: str) -> str:
+    lua = resources.files("tidings.store") / "lua"
+    return (lua / "common.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+
+
+class StorePart:
+    """The base of each part of the store (tidings.store.Store puts them together)."""
+
+    def __init__(
+        self, redis: aioredis.Redis, *, ttl_seconds: int, grace_ms: int = DEFAULT_GRACE_MS
+    ) -> None:
+        self.redis = redis
+        self.ttl_seconds = ttl_seconds
+        self.grace_ms = grace_ms
+        self._scripts: dict[str, Any] = {}
+
+    @classmethod
+    def from_url(cls, url: str, *, ttl_seconds: int, grace_ms: int = DEFAULT_GRACE_MS) -> Self:
+        # A blocking pool makes a request wait for a free connection under load, where the
+        # default pool would fail it with "Too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            decode_responses=True,
+            max_connections=MAX_CONNECTIONS,
+            timeout=POOL_TIMEOUT_SECONDS,
+            **CONNECTION_OPTIONS,
+        )
+        client = aioredis.Redis(connection_pool=pool)
+        return cls(client, ttl_seconds=ttl_seconds, grace_ms=grace_ms)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls.from_url(
+            settings.store_url, ttl_seconds=settings.ttl_seconds, grace_ms=settings.grace_ms
+        )
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    def _script(self, name: str) -> Any:
+        if name not in self._scripts:
+            self._scripts[name] = self.redis.register_script(_load_script(name))
+        return self._scripts[name]
+
+    async def _run(self, script: str, *args: Any) -> Any:
+        return await self._script(script)(args=[str(a) for a in args])
+
+    async def _run_many(self, script: str, calls: list[list[Any]]) -> list[Any]:
+        """Several runs of a script in one round trip (a pipeline), in order."""
+        if len(calls) == 1:
+            return [await self._run(script, *calls[0])]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for args in calls:
+                await self._script(script)(args=[str(a) for a in args], client=pipe)
+            answers: list[Any] = await pipe.execute()
+        return answers

@@ -1,0 +1,103 @@
+"""Workers' heartbeats, and how each handler is doing: its workers, counts and backlog
+(/handlers, the dashboard, /health)."""
+
+from tidings import models
+from tidings.clock import now_ms
+from tidings.store import keys
+from tidings.store.events import Events
+from tidings.store.subscriptions import Subscriptions
+from tidings.work import Scope
+
+
+class Workers(Events, Subscriptions):
+    """Heartbeats and handler views."""
+
+    async def heartbeat(self, beat: models.WorkerBeat) -> None:
+        """Record that a worker is alive, and what it runs and consumes."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(
+                keys.worker(beat.name),
+                beat.model_dump_json(),
+                ex=models.WORKER_FORGOTTEN_AFTER_SECONDS,
+            )
+            pipe.zadd(keys.WORKERS, {beat.name: beat.lastSeen})
+            await pipe.execute()
+
+    async def workers(self) -> list[models.WorkerBeat]:
+        """The last heartbeat of every worker not yet forgotten, live or gone."""
+        cutoff = now_ms() - models.WORKER_FORGOTTEN_AFTER_SECONDS * 1000
+        names: list[str] = await self.redis.zrange(keys.WORKERS, cutoff, "+inf", byscore=True)
+        if not names:
+            return []
+        records = await self.redis.mget([keys.worker(name) for name in names])
+        return [models.WorkerBeat.model_validate_json(r) for r in records if r]
+
+    async def forget_workers(self) -> list[str]:
+        """Forget the workers not seen for WORKER_FORGOTTEN_AFTER_SECONDS; their names."""
+        cutoff = now_ms() - models.WORKER_FORGOTTEN_AFTER_SECONDS * 1000
+        names: list[str] = await self.redis.zrange(keys.WORKERS, "-inf", f"({cutoff}", byscore=True)
+        if names:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(keys.WORKERS, *names)
+                pipe.delete(*[keys.worker(name) for name in names])
+                await pipe.execute()
+        return names
+
+    async def handlers(self, scope: Scope) -> list[models.HandlerView]:
+        """Every handler subscribed in the scope's environment, with how it is doing there."""
+        workers = await self.workers()
+        return [
+            await self._handler_view(scope, sub, subscribed_at, workers)
+            for sub, subscribed_at in await self.subscribed(scope.env)
+            if sub.serves(scope.owner)
+        ]
+
+    async def _handler_view(
+        self,
+        scope: Scope,
+        sub: models.Subscription,
+        subscribed_at: int,
+        workers: list[models.WorkerBeat],
+    ) -> models.HandlerView:
+        combo = keys.combo(sub.platform, sub.label, sub.eventName)
+        now = now_ms()
+        cutoff = now - self.ttl_seconds * 1000
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for state in ("processing", "finished", "failed"):
+                pipe.zcount(keys.tx_index(scope, state, sub.txKey, combo), cutoff, "+inf")
+            processing, finished, failed = await pipe.execute()
+        waiting = await self.waiting(scope, sub, subscribed_at)
+        running = [w for w in workers if w.runs(sub.txKey, scope.env, scope.owner)]
+        live = [models.WorkerSeen(name=w.name, lastSeen=w.lastSeen) for w in running if w.live(now)]
+        gone = [
+            models.WorkerSeen(name=w.name, lastSeen=w.lastSeen) for w in running if not w.live(now)
+        ]
+        return models.HandlerView(
+            **sub.model_dump(),
+            subscribedAt=subscribed_at,
+            workers=live,
+            goneWorkers=gone,
+            served=bool(live),
+            counts=models.HandlerCounts(
+                processing=processing, finished=finished, failed=failed, waiting=waiting.total
+            ),
+            oldestWaiting=waiting.rows[0] if waiting.rows else None,
+        )
+
+    async def waiting(
+        self, scope: Scope, sub: models.Subscription, subscribed_at: int
+    ) -> models.QueryPage:
+        """The events a handler has yet to claim (no transaction of it), oldest first: its
+        total, and the oldest."""
+        return await self.query(
+            scope,
+            models.QueryRequest(
+                eventName=sub.eventName,
+                platform=sub.platform,
+                label=sub.label,
+                txKey=sub.txKey,
+                txState="does-not-exist",
+                since=subscribed_at if sub.since is None else sub.since,
+                pageSize=1,
+            ),
+        )
