@@ -1,6 +1,15 @@
 """What every part of the store shares: one Redis client, the retention and grace period,
-and the Lua scripts it runs."""
+and the Lua scripts it runs.
 
+The scripts live beside the module that runs them, named after it: ``events.emit.lua`` is
+the emit script of ``events.py``. Shared pieces of Lua are files without a script's name
+(``keys.lua``, ``indexes.lua``, ...). A file's first line may name the pieces it uses
+(``-- uses: keys records``); a script is sent to Redis with those pieces, and the pieces
+they use, before its own text, each once.
+"""
+
+import functools
+import re
 from importlib import resources
 from typing import Any, Self
 
@@ -10,6 +19,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from tidings.settings import Settings
+from tidings.store import records
 
 DEFAULT_GRACE_MS = 30_000
 MAX_CONNECTIONS = 64
@@ -30,9 +40,32 @@ CONNECTION_OPTIONS: dict[str, Any] = {
 }
 
 
-def _load_script(name: str) -> str:
-    lua = resources.files("tidings.store") / "lua"
-    return (lua / "common.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+USES = re.compile(r"\A-- uses: ([\w ]+)\n")
+
+
+def lua_file(name: str) -> str:
+    return (resources.files("tidings.store") / f"{name}.lua").read_text()
+
+
+def uses(name: str) -> list[str]:
+    """The pieces a Lua file names on its first line."""
+    found = USES.match(lua_file(name))
+    return found.group(1).split() if found else []
+
+
+@functools.cache
+def script_source(name: str) -> str:
+    """A script's Lua as Redis runs it: the pieces it uses, in order, then its own."""
+    order: list[str] = []
+
+    def add(piece: str) -> None:
+        for used in uses(piece):
+            if used not in order:
+                add(used)
+        order.append(piece)
+
+    add(name)
+    return "\n".join(lua_file(piece) for piece in order)
 
 
 class StorePart:
@@ -74,11 +107,15 @@ class StorePart:
 
     def _script(self, name: str) -> Any:
         if name not in self._scripts:
-            self._scripts[name] = self.redis.register_script(_load_script(name))
+            self._scripts[name] = self.redis.register_script(script_source(name))
         return self._scripts[name]
 
     async def _run(self, script: str, *args: Any) -> Any:
         return await self._script(script)(args=[str(a) for a in args])
+
+    async def _answer(self, script: str, *args: Any) -> dict[str, Any]:
+        """A script's answer of field/value pairs, by name."""
+        return records.fields(await self._run(script, *args))
 
     async def _run_many(self, script: str, calls: list[list[Any]]) -> list[Any]:
         """Several runs of a script in one round trip (a pipeline), in order."""

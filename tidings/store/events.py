@@ -69,15 +69,11 @@ class Events(StorePart):
             "" if idempotency_seconds is None else idempotency_seconds,
             *event_args(event_keys, events),
         ]
-        answer = await self._run("emit", *args)
-        if answer[0] != "ok":
-            raise Unauthorized(REVOKED_SECRET if answer[0] == "revoked" else UNKNOWN_SECRET)
-        _, owner, env, label, routes, firsts = answer
-        emitted = [
-            Emitted(first, [], duplicate=True) if first else stored
-            for stored, first in zip(records.emitted(event_keys, routes), firsts, strict=True)
-        ]
-        return Caller(name=label, env=env, owner=owner), emitted
+        answer = await self._answer("events.emit", *args)
+        if answer["status"] != "ok":
+            raise Unauthorized(REVOKED_SECRET if answer["status"] == "revoked" else UNKNOWN_SECRET)
+        caller = Caller(name=answer["label"], env=answer["env"], owner=answer["owner"])
+        return caller, records.emitted(event_keys, answer["stored"])
 
     async def get_event(self, scope: Scope, key: str) -> models.EventWithTransactions:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -99,15 +95,15 @@ class Events(StorePart):
         if q.txKey is None:
             if q.txState is not None:
                 raise BadRequest("txState filters on a txKey: give txKey too")
-            index = f"idx|{combo}"
+            index = keys.index(scope, combo)
         elif q.txState == "does-not-exist":
-            index = f"miss|{q.txKey}|{combo}"
+            index = keys.missing_index(scope, q.txKey, combo)
             missing = [q.txKey, combo]
         else:
-            index = f"txidx|{q.txState or 'any'}|{q.txKey}|{combo}"
+            index = keys.tx_index(scope, q.txState or "any", q.txKey, combo)
         offset = (q.page - 1) * q.pageSize
-        total, rows = await self._run(
-            "query",
+        answer = await self._answer(
+            "events.query",
             keys.scope_prefix(scope),
             index,
             "" if q.since is None else q.since,
@@ -119,6 +115,7 @@ class Events(StorePart):
             self.ttl_seconds,
             *missing,
         )
+        total, rows = answer["total"], answer["rows"]
         return models.QueryPage(
             rows=[records.event(scope, records.fields(row)) for row in rows],
             total=total,
@@ -129,7 +126,7 @@ class Events(StorePart):
 
 
 def event_args(event_keys: list[str], events: Sequence[models.EmitRequest | NewEvent]) -> list[Any]:
-    """Events as the scripts take them (store_events in lua/common.lua)."""
+    """Events as the scripts take them (store_events in events.lua)."""
     args: list[Any] = []
     for key, event in zip(event_keys, events, strict=True):
         new = event if isinstance(event, NewEvent) else NewEvent(event.event, event.payload)

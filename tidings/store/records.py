@@ -1,17 +1,22 @@
-"""Records as Redis holds them, turned into named models: one place decodes each shape."""
+"""Records as Redis holds them, turned into named models: one place decodes each shape.
+
+Scripts answer as HGETALL does, with flat field/value pairs (``as_pairs`` in records.lua),
+so that every record is read by name.
+"""
 
 import json
 from typing import Any
 
 from tidings import models
-from tidings.work import Claim, Emitted, Scope
+from tidings.work import Claim, Emitted, Scope, WorkItem
 
 
 def dump(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def fields(flat: list[str]) -> dict[str, str]:
+def fields(flat: list[Any]) -> dict[str, Any]:
+    """Field/value pairs, as a hash or a script answers them, by name."""
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
@@ -79,25 +84,37 @@ def transaction(f: dict[str, str]) -> models.Transaction:
 
 def claim(answer: list[Any], token: str) -> Claim | None:
     """A claim script's answer as a Claim, or None if it skipped."""
-    if answer[0] != "ok":
+    f = fields(answer)
+    if f["status"] != "ok":
         return None
-    attempts, payload, headers, query, created_at, event_id, name, platform, label = answer[1:]
     return Claim(
         token=token,
-        attempt=int(attempts),
-        payload=json.loads(payload),
-        headers=json.loads(headers),
-        query=json.loads(query),
-        created_at=int(created_at),
-        event_id=event_id,
-        event_name=name,
-        platform=platform,
-        label=label,
+        attempt=int(f["attempts"]),
+        payload=json.loads(f["payload"]),
+        headers=json.loads(f["headers"]),
+        query=json.loads(f["query"]),
+        created_at=int(f["createdAt"]),
+        event_id=f["_id"],
+        event_name=f["eventName"],
+        platform=f["platform"],
+        label=f["label"],
     )
 
 
-def emitted(event_keys: list[str], routes: list[list[str]]) -> list[Emitted]:
-    return [
-        Emitted(key, list(zip(r[::2], r[1::2], strict=True)))
-        for key, r in zip(event_keys, routes, strict=True)
-    ]
+def emitted(event_keys: list[str], stored: list[list[Any]]) -> list[Emitted]:
+    """Events as store_events (events.lua) answers for each: stored with the txKey/queue
+    pairs of its handlers, or a duplicate of the event first stored with its idempotency
+    key."""
+    found = []
+    for key, answer in zip(event_keys, map(fields, stored), strict=True):
+        if answer["duplicateOf"]:
+            found.append(Emitted(answer["duplicateOf"], [], duplicate=True))
+        else:
+            found.append(Emitted(key, list(fields(answer["routes"]).items())))
+    return found
+
+
+def work(answer: list[Any], *, attempt: int = 0) -> tuple[WorkItem, str]:
+    """A work item a script hands out, with its queue."""
+    f = fields(answer)
+    return WorkItem(f["owner"], f["env"], f["key"], f["txKey"], attempt), f["queue"]

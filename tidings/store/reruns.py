@@ -5,7 +5,7 @@ from typing import Any
 from tidings import models
 from tidings.clock import now_ms
 from tidings.errors import Conflict, NotFound
-from tidings.store import keys
+from tidings.store import keys, records
 from tidings.store.connection import StorePart
 from tidings.work import Scope, WorkItem
 
@@ -42,17 +42,13 @@ class Reruns(StorePart):
     async def _rerun(
         self, scope: Scope, actor: str, lease_ms: int, *what: Any
     ) -> list[tuple[WorkItem, str]]:
-        answer = await self._run(
-            "rerun", keys.scope_prefix(scope), now_ms(), actor, lease_ms, *what
+        answer = await self._answer(
+            "reruns.rerun", keys.scope_prefix(scope), now_ms(), actor, lease_ms, *what
         )
-        if answer[0] == "not_found":
+        if answer["status"] == "not_found":
             raise NotFound(f"no transaction {what[2]!r} on event {what[1]!r}")
-        if answer[0] == "conflict":
+        if answer["status"] == "conflict":
             raise Conflict(
-                f"cannot re-run transaction {what[2]!r} on event {what[1]!r}: {answer[1]}"
+                f"cannot re-run transaction {what[2]!r} on event {what[1]!r}: {answer['why']}"
             )
-        found = answer[1]
-        return [
-            (WorkItem(scope.owner, scope.env, key, tx_key, attempt=1), queue)
-            for key, tx_key, queue in zip(found[::3], found[1::3], found[2::3], strict=True)
-        ]
+        return [records.work(item, attempt=1) for item in answer["rerun"]]

@@ -31,7 +31,7 @@ class SecretKeys(StorePart):
         digest = hash_secret(secret)
         record = key.model_dump(exclude_none=True, exclude={"secret"})
         fields = [part for pair in record.items() for part in pair]
-        if not await self._run("create_key", f"{owner}/{env}/{name}", digest, *fields):
+        if not await self._run("secret_keys.create", f"{owner}/{env}/{name}", digest, *fields):
             raise Conflict(f"a {env} key named {name!r} already exists for owner {owner!r}")
         return key.model_copy(update={"secret": secret})
 

@@ -3,7 +3,7 @@
 
 from tidings import models
 from tidings.clock import now_ms
-from tidings.store import keys
+from tidings.store import keys, records
 from tidings.store.secret_keys import SecretKeys
 from tidings.work import Scope, WorkItem
 
@@ -65,8 +65,8 @@ class Subscriptions(SecretKeys):
         found: list[str] = []
         offset: int | str = 0
         while offset != "":
-            offset, *keys_ = await self._run(
-                "backfill",
+            answer = await self._answer(
+                "subscriptions.backfill",
                 keys.scope_prefix(scope),
                 sub.txKey,
                 combo,
@@ -76,7 +76,8 @@ class Subscriptions(SecretKeys):
                 now_ms(),
                 self.grace_ms,
             )
-            found += keys_
+            offset = answer["offset"]
+            found += answer["keys"]
         return found
 
     async def unsubscribe(self, tx_key: str, environments: list[str]) -> list[str]:
@@ -128,9 +129,7 @@ class Subscriptions(SecretKeys):
     ) -> list[tuple[WorkItem, str]]:
         """Work to hand out again, with its queue: lapsed leases, and subscribed handlers
         with no transaction on an event older than the grace period."""
-        found = await self._run("recover", now_ms(), lease_ms, self.grace_ms, limit, *environments)
-        items = []
-        for member in found:
-            owner, env, key, tx_key, queue = member.split("|")
-            items.append((WorkItem(owner, env, key, tx_key), queue))
-        return items
+        found = await self._run(
+            "subscriptions.recover", now_ms(), lease_ms, self.grace_ms, limit, *environments
+        )
+        return [records.work(item) for item in found]

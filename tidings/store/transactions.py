@@ -22,8 +22,8 @@ class Transactions(StorePart):
 
     async def init(self, scope: Scope, key: str, tx_key: str, *, actor: str) -> models.Transaction:
         """Claim (key, tx_key) for good: a Conflict if it exists already."""
-        answer = await self._run(
-            "init",
+        answer = await self._answer(
+            "transactions.init",
             keys.scope_prefix(scope),
             key,
             tx_key,
@@ -32,31 +32,40 @@ class Transactions(StorePart):
             new_record_id(),
             new_id(),
         )
-        if answer[0] == "not_found":
+        if answer["status"] == "not_found":
             raise NotFound(f"no event with key {key!r}")
-        if answer[0] == "conflict":
-            raise Conflict(f"transaction {tx_key!r} on event {key!r} exists already ({answer[1]})")
-        return records.transaction(records.fields(answer[1]))
+        if answer["status"] == "conflict":
+            raise Conflict(
+                f"transaction {tx_key!r} on event {key!r} exists already ({answer['state']})"
+            )
+        return records.transaction(records.fields(answer["transaction"]))
 
     async def transact(
         self, scope: Scope, key: str, tx_key: str, state: str, output: Any, *, actor: str
     ) -> models.Transaction:
-        answer = await self._run(
-            "transact", keys.scope_prefix(scope), key, tx_key, state, dump(output), now_ms(), actor
+        answer = await self._answer(
+            "transactions.transact",
+            keys.scope_prefix(scope),
+            key,
+            tx_key,
+            state,
+            dump(output),
+            now_ms(),
+            actor,
         )
-        if answer[0] == "not_found":
+        if answer["status"] == "not_found":
             raise NotFound(f"no transaction {tx_key!r} on event {key!r}: claim it with /init first")
-        if answer[0] == "conflict":
+        if answer["status"] == "conflict":
             raise Conflict(
-                f"transaction {tx_key!r} on event {key!r} has already ended ({answer[1]})"
+                f"transaction {tx_key!r} on event {key!r} has already ended ({answer['why']})"
             )
-        return records.transaction(records.fields(answer[1]))
+        return records.transaction(records.fields(answer["transaction"]))
 
     async def update(
         self, scope: Scope, key: str, event_name: str, tx_key: str, state: str, *, actor: str
     ) -> models.Event:
-        answer = await self._run(
-            "update",
+        answer = await self._answer(
+            "transactions.update",
             keys.scope_prefix(scope),
             key,
             event_name,
@@ -67,12 +76,14 @@ class Transactions(StorePart):
             new_record_id(),
             new_id(),
         )
-        if answer[0] == "not_found":
+        if answer["status"] == "not_found":
             what = (
-                "no event with key" if answer[1] == "event" else f"no {event_name!r} event with key"
+                "no event with key"
+                if answer["what"] == "event"
+                else f"no {event_name!r} event with key"
             )
             raise NotFound(f"{what} {key!r}")
-        return records.event(scope, records.fields(answer[1]))
+        return records.event(scope, records.fields(answer["event"]))
 
     async def claim(self, item: WorkItem, *, actor: str, lease_ms: int) -> Claim | None:
         """A worker's leased claim; None when the transaction is not this worker's to run."""
@@ -99,7 +110,7 @@ class Transactions(StorePart):
             ]
             for item, token in zip(items, tokens, strict=True)
         ]
-        answers = await self._run_many("claim", calls)
+        answers = await self._run_many("transactions.claim", calls)
         return [records.claim(answer, token) for answer, token in zip(answers, tokens, strict=True)]
 
     async def extend_leases(self, items: list[WorkItem], lease_ms: int) -> None:
@@ -149,12 +160,12 @@ class Transactions(StorePart):
                     *event_args(event_keys, requests),
                 ]
             )
-        answers = await self._run_many("transact", calls)
+        answers = await self._run_many("transactions.transact", calls)
         return [
-            records.emitted([key for key, _ in r.follow_ups], answer[2])
-            if answer[0] == "ok"
+            records.emitted([key for key, _ in r.follow_ups], answer["stored"])
+            if answer["status"] == "ok"
             else None
-            for r, answer in zip(results, answers, strict=True)
+            for r, answer in zip(results, map(records.fields, answers), strict=True)
         ]
 
     async def retry_later(
@@ -163,7 +174,7 @@ class Transactions(StorePart):
         """Record a failed attempt and hold the lease until its retry is due."""
         return bool(
             await self._run(
-                "retry_later",
+                "transactions.retry_later",
                 keys.scope_prefix(item.scope),
                 item.key,
                 item.tx_key,
