@@ -25,9 +25,11 @@ from celery import Celery, signals
 from kombu.entity import Queue
 
 from tidings import canary, metrics
+from tidings.errors import REDIS_UNREACHABLE
 from tidings.handlers import REGISTRY, discover
 from tidings.settings import Settings
 from tidings.store import Store
+from tidings.store.schema import SchemaMismatch
 from tidings.work import WorkItem
 from tidings.worker import Runner
 from tidings.worker_sigterm import let_running_handlers_finish
@@ -35,6 +37,10 @@ from tidings.worker_sigterm import let_running_handlers_finish
 log = logging.getLogger("tidings.worker")
 
 RUN_TASK = "tidings.run"
+#: The exit code of a worker started on data of another schema.
+EX_SCHEMA = 1
+#: How often a starting worker tries again to check the schema while Redis is unreachable.
+SCHEMA_RETRY_SECONDS = 1
 
 CELERY_SETTINGS = {
     # A message is acknowledged once its rows have run, so a worker's death loses none.
@@ -218,10 +224,34 @@ def create_celery(settings: Settings | None = None, *, import_handlers: bool = T
             app, settings, lambda items: publish(app, items, batch=settings.dispatch_batch)
         )
         let_running_handlers_finish()  # through a PaaS's SIGTERM to every process
+        signals.worker_init.connect(lambda **kwargs: _check_schema(settings), weak=False)
         signals.worker_init.connect(_freeze_imports, weak=False)
         signals.worker_ready.connect(_room_for_one_more, weak=False)
         signals.worker_process_shutdown.connect(_flush_on_exit, weak=False)
     return app
+
+
+def _check_schema(settings: Settings) -> None:
+    """Before the worker consumes anything: its Redis holds no data of another schema, or
+    it stops (EX_SCHEMA), saying what to do. While Redis is unreachable it waits for it."""
+
+    async def check() -> None:
+        store = Store.from_settings(settings)
+        try:
+            await store.check_schema()
+        finally:
+            await store.close()
+
+    while True:
+        try:
+            asyncio.run(check())
+            return
+        except SchemaMismatch as exc:
+            log.error("tidings: %s", exc.message)
+            raise SystemExit(EX_SCHEMA) from None
+        except REDIS_UNREACHABLE:
+            log.warning("Redis is unreachable: the worker checks its schema again shortly")
+            time.sleep(SCHEMA_RETRY_SECONDS)
 
 
 def _room_for_one_more(sender: Any = None, **kwargs: Any) -> None:

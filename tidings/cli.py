@@ -48,13 +48,18 @@ DEV_WORKER_STOP_SECONDS = 30
 
 
 def with_store(action: Callable[[Store], Awaitable[T]], url: str | None = None) -> T:
-    """Run one store action against ``url``, REDIS_URL or the embedded Redis."""
+    """Run one store action against ``url``, REDIS_URL or the embedded Redis, once its data
+    is known to be of this tidings' schema; the schema is recorded once the action is done
+    (a refused one writes nothing)."""
     settings = Settings()
 
     async def run(url: str) -> T:
         store = Store.from_url(url, ttl_seconds=settings.ttl_seconds)
         try:
-            return await action(store)
+            await store.check_schema(record=False)
+            done = await action(store)
+            await store.record_schema()
+            return done
         finally:
             await store.close()
 
@@ -92,8 +97,18 @@ def serve(host: str, port: int, workers: int) -> None:
     """Serve the Event API (on an embedded Redis if REDIS_URL is unset)."""
     settings = Settings()
     with redis_url(settings.redis_url, settings.data_dir) as url:
+        _check_redis(url)
         _subscribe_handlers(settings.model_copy(update={"redis_url": url}))
         _serve_api(host=host, port=port, workers=workers)
+
+
+def _check_redis(url: str) -> None:
+    """Before serving: Redis answers, and holds no data of another schema (with_store
+    checks it), or the command stops here, saying what to do."""
+    try:
+        with_store(lambda store: store.ping(), url)
+    except RedisError as exc:
+        raise click.ClickException(f"could not reach Redis: {exc}") from None
 
 
 def _serve_api(**options: Any) -> None:
@@ -129,6 +144,7 @@ def dev(port: int, worker: bool) -> None:
     with a test key ready to use."""
     settings = Settings()
     with redis_url(settings.redis_url, settings.data_dir) as url:
+        _check_redis(url)
         secret = _dev_secret(url, Path(settings.data_dir) / "dev-secret")
         # As `serve` does: events emitted before a worker is ready wait for its handlers.
         _subscribe_handlers(settings.model_copy(update={"redis_url": url}))

@@ -57,6 +57,7 @@ async def _run(handler: Handler, payload: Any, label: str, url: str) -> models.T
         publish=lambda items: None,  # follow-up events are stored, not run
     )
     try:
+        await store.check_schema()
         request = models.EmitRequest(
             event=handler.event_name, payload={} if payload is None else payload
         )

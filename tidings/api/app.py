@@ -1,6 +1,7 @@
 """The application: the long-lived services, the limits, the error answers and the routers."""
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,13 +16,20 @@ from tidings.api.errors import UnexpectedErrors
 from tidings.api.limits import RequestLimits
 from tidings.api.openapi import ANY_REQUEST
 from tidings.dispatch import Dispatcher
+from tidings.errors import REDIS_UNREACHABLE
 from tidings.settings import Settings
 from tidings.store import Store
 from tidings.webhooks import receive as webhooks
 
+log = logging.getLogger("tidings.api.app")
+
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    try:  # data of another schema stops the start (SchemaMismatch)
+        await app.state.store.check_schema()
+    except REDIS_UNREACHABLE:  # requests answer 503 until it is back
+        log.warning("Redis is unreachable: its schema was not checked")
     flushing = asyncio.create_task(metrics.flush_every(app.state.store))
     yield
     flushing.cancel()

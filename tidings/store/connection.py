@@ -19,7 +19,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from tidings.settings import Settings
-from tidings.store import records
+from tidings.store import records, schema
 
 DEFAULT_GRACE_MS = 30_000
 MAX_CONNECTIONS = 64
@@ -104,6 +104,17 @@ class StorePart:
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
+
+    async def check_schema(self, *, record: bool = True) -> None:
+        """SchemaMismatch on data of another schema than this tidings'; with ``record``,
+        record this one where none is recorded yet (see schema.py)."""
+        await schema.check(self.redis)
+        if record:
+            await schema.record(self.redis)
+
+    async def record_schema(self) -> None:
+        """Record this tidings' schema where none is recorded yet, once check_schema passed."""
+        await schema.record(self.redis)
 
     def _script(self, name: str) -> Any:
         if name not in self._scripts:
