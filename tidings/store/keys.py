@@ -24,6 +24,15 @@ Global keys::
                                        the transactions workers are running
     tidings:recovered:{env}      zset  the same members -> when recovery handed out one whose
                                        lease had lapsed (its next claim may take it over)
+    tidings:connections          set   the id of every webhook connection ever made
+    tidings:connection:{id}      hash  a connection (tidings/webhooks): platform, label, env,
+                                       owner, createdAt, revokedAt, its options (JSON) and
+                                       its signing secret
+    tidings:connection:{id}:deliveries
+                                 list  its last LOG_SIZE requests taken, newest first (JSON
+                                       DeliveryRecord)
+    tidings:connection:{id}:rejections
+                                 list  its last LOG_SIZE requests refused, likewise
     tidings:metric:{name}        hash  JSON label values (and bucket) -> the sum of every
                                        process's counts (tidings/metrics.py)
 
@@ -60,6 +69,7 @@ ROOT = "tidings"
 SCHEMA = f"{ROOT}:schema"
 SECRETS = f"{ROOT}:secrets"
 WORKERS = f"{ROOT}:workers"
+CONNECTIONS = f"{ROOT}:connections"
 
 
 def secret(digest: str) -> str:
@@ -88,6 +98,18 @@ def subscribed_at(env: str) -> str:
 
 def worker(name: str) -> str:
     return f"{ROOT}:worker:{name}"
+
+
+def connection(connection_id: str) -> str:
+    return f"{ROOT}:connection:{connection_id}"
+
+
+def connection_deliveries(connection_id: str) -> str:
+    return f"{connection(connection_id)}:deliveries"
+
+
+def connection_rejections(connection_id: str) -> str:
+    return f"{connection(connection_id)}:rejections"
 
 
 def metric(name: str) -> str:

@@ -13,7 +13,8 @@ from tidings.clock import now_ms
 from tidings.errors import Conflict, Gone, NotFound, Unprocessable
 from tidings.models import Environment, Part
 from tidings.settings import Settings
-from tidings.webhooks import PREFIX, keys
+from tidings.store import keys
+from tidings.webhooks import PREFIX
 from tidings.webhooks.models import Connection, ConnectionOptions, DeliveryRecord, Secret
 from tidings.webhooks.platforms import PLATFORMS
 from tidings.webhooks.platforms.base import Platform
@@ -176,7 +177,7 @@ class Connections:
 
     async def log(self, connection_id: str, record: DeliveryRecord) -> None:
         """Keep a request in the connection's log: taken (2xx), or refused."""
-        log = keys.deliveries if record.status < 300 else keys.rejections
+        log = keys.connection_deliveries if record.status < 300 else keys.connection_rejections
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.lpush(log(connection_id), record.model_dump_json(exclude_none=True))
             pipe.ltrim(log(connection_id), 0, LOG_SIZE - 1)
@@ -185,8 +186,8 @@ class Connections:
     async def logs(self, connection_id: str) -> tuple[list[DeliveryRecord], list[DeliveryRecord]]:
         """Its last deliveries and its last rejections, newest first."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.lrange(keys.deliveries(connection_id), 0, -1)
-            pipe.lrange(keys.rejections(connection_id), 0, -1)
+            pipe.lrange(keys.connection_deliveries(connection_id), 0, -1)
+            pipe.lrange(keys.connection_rejections(connection_id), 0, -1)
             taken, refused = await pipe.execute()
         return (
             [DeliveryRecord.model_validate_json(r) for r in taken],

@@ -26,7 +26,7 @@ from tidings.auth import Caller
 from tidings.clock import now_ms
 from tidings.errors import TidingsError
 from tidings.services import SettingsDep, StoreDep
-from tidings.webhooks import PREFIX, keys
+from tidings.webhooks import PREFIX
 from tidings.webhooks.connections import Connections, platform_of, public_url
 from tidings.webhooks.models import Connection, DeliveryRecord, WebhookAccepted
 from tidings.webhooks.platforms.base import Inbound, Platform, Refused, Unreadable
@@ -141,9 +141,7 @@ def read(
         headers=stored_headers(request.headers, signatures),
         query=request.query,
         idempotency_key=(
-            keys.idempotency_key(connection.id, delivery.delivery_id)
-            if delivery.delivery_id
-            else None
+            idempotency_key(connection.id, delivery.delivery_id) if delivery.delivery_id else None
         ),
     )
 
@@ -173,3 +171,8 @@ def query_of(request: Request) -> dict[str, Any]:
     for name, value in request.query_params.multi_items():
         values.setdefault(name, []).append(value)
     return {name: found[0] if len(found) == 1 else found for name, found in values.items()}
+
+
+def idempotency_key(connection_id: str, delivery_id: str) -> str:
+    """The store's idempotency key of a delivery, by which a repeated one is found."""
+    return f"webhook:{connection_id}:{delivery_id}"
