@@ -124,7 +124,7 @@ class Bench:
             ),
         ]
         name = f"{socket.gethostname()}:{self.workers[0]}"
-        wait_until(lambda: self.rdb.zscore("tidings:workers", name) is not None, 30, "worker")
+        wait_until(lambda: self.rdb.zscore(keys.WORKERS, name) is not None, 30, "worker")
         wait_until(lambda: self.rdb.get(plain_celery.READY_KEY), 30, "plain Celery worker")
         processes = plain_dramatiq.PROCESSES
         ready = plain_dramatiq.READY_KEY

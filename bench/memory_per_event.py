@@ -26,9 +26,9 @@ traffic a real worker adds, so it is below bench/end_to_end.py's figure. Each re
 until Redis has finished rehashing its key tables, and the baselines run first, so that
 each side pays for the table growth its own keys cause.
 
-Then tidings' bytes by key family: every key of the bench's scope (and the environment's
-lease and outstanding sets) measured with ``MEMORY USAGE key SAMPLES 0``; the rest of the
-delta is the keyspace's own tables (dict buckets, expiry entries) and the allocator.
+Then tidings' bytes by key family: every key of the bench's scope (one partition, the
+default) measured with ``MEMORY USAGE key SAMPLES 0``; the rest of the delta is the
+keyspace's own tables (dict buckets) and the allocator.
 
 It starts its own embedded redis-server (no persistence) and stops it at the end. Run it
 from the repository root::
@@ -263,16 +263,13 @@ def celery_results(app: Celery, r: redis.Redis, n: int) -> None:
 # Where tidings' bytes go
 
 FAMILIES = [
-    ("ev:{key}:txs", r":ev:[^:]+:txs$"),
-    ("ev:{key}:expected", r":ev:[^:]+:expected$"),
-    ("ev:{key}", r":ev:[^:]+$"),
-    ("tx:{key}|{txKey}", r":tx:"),
-    ("idx|{combo}", r":idx\|"),
-    ("txidx|any|...", r":txidx\|any\|"),
-    ("txidx|{state}|...", r":txidx\|"),
-    ("miss|{txKey}|{combo}", r":miss\|"),
-    ("missreg, missing-kept", r":miss(reg\||ing-kept$)"),
-    ("outstanding, leases, recovered", r"^tidings:(outstanding|leases|recovered):"),
+    ("rec (events, transactions)", r":rec$"),
+    ("log:{chunk}", r":log:\d+$"),
+    ("c:{combo}:{chunk}", r":c:"),
+    ("a:{txKey}|{combo}:{chunk}", r":a:"),
+    ("s:{state}|{txKey}|{name}:{chunk}", r":s:"),
+    ("outstanding, leases, recovered", r":(outstanding|leases|recovered)$"),
+    ("meta, lists, txnames", r":(meta|lists|txnames:.*)$"),
 ]
 #: How to count the entries of a key of each type (a string: one).
 ENTRIES = {"hash": "hlen", "zset": "zcard", "set": "scard", "stream": "xlen"}
@@ -287,8 +284,7 @@ def family(key: str) -> str:
 
 def breakdown(r: redis.Redis, scope: Scope) -> dict[str, dict[str, Any]]:
     """Per key family: keys, entries (members, fields), MEMORY USAGE bytes, encodings."""
-    names = list(r.scan_iter(f"{keys.scope_prefix(scope)}:*", count=PIPELINE))
-    names += [n for n in (keys.leases(ENV), f"tidings:outstanding:{ENV}") if r.exists(n)]
+    names = list(r.scan_iter(f"{keys.partition(scope, 0)}:*", count=PIPELINE))
     found: dict[str, dict[str, Any]] = defaultdict(
         lambda: {"keys": 0, "entries": 0, "bytes": 0, "encodings": Counter()}
     )

@@ -136,7 +136,7 @@ def main() -> None:
         )
         rdb = redis.Redis.from_url(h.redis_url)
         name = f"{socket.gethostname()}:{worker}"
-        wait_until(lambda: rdb.zscore("tidings:workers", name) is not None, 30, "worker")
+        wait_until(lambda: rdb.zscore(keys.WORKERS, name) is not None, 30, "worker")
         secret = secret_for(base)
         port = int(base.rsplit(":", 1)[1])
         before = cpu(api, worker, rdb)

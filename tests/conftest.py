@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -141,27 +142,44 @@ def new_secret(api: TestClient) -> Callable[..., str]:
 AUTH_FAILURES = keys.auth_failures("")
 
 
-def db_snapshot(client: redis.Redis) -> dict[str, object]:
-    """Every key in the database with its value, to show a request wrote nothing. Left out:
-    the count of failed authentications (the one write a refused request makes), and the
-    metrics, which every process adds to Redis every few seconds whatever a request did."""
-    readers = {
-        "string": client.get,
-        "hash": client.hgetall,
-        "set": client.smembers,
-        "zset": lambda key: client.zrange(key, 0, -1, withscores=True),
-        "list": lambda key: client.lrange(key, 0, -1),
-    }
-    return {
-        key: readers[client.type(key)](key)
-        for key in sorted(client.scan_iter())
-        if not key.startswith((AUTH_FAILURES, "tidings:metric:"))
-    }
+def as_text(value: Any) -> Any:
+    """Bytes as text (escaping what is not UTF-8: events are binary), within containers."""
+    if isinstance(value, bytes):
+        return value.decode(errors="backslashreplace")
+    if isinstance(value, dict):
+        return {as_text(k): as_text(v) for k, v in value.items()}
+    if isinstance(value, set | list | tuple):
+        return (
+            sorted(as_text(v) for v in value)
+            if isinstance(value, set)
+            else [as_text(v) for v in value]
+        )
+    return value
+
+
+def db_snapshot(url: str) -> dict[str, object]:
+    """Every key in the database with its value, to show a request wrote nothing. Left
+    out: the count of failed authentications (the one write a refused request makes), and
+    the metrics, which every process adds to Redis every few seconds whatever a request
+    did."""
+    with redis.Redis.from_url(url) as client:
+        readers = {
+            b"string": client.get,
+            b"hash": client.hgetall,
+            b"set": client.smembers,
+            b"zset": lambda key: client.zrange(key, 0, -1, withscores=True),
+            b"list": lambda key: client.lrange(key, 0, -1),
+        }
+        return {
+            as_text(key): as_text(readers[client.type(key)](key))
+            for key in sorted(client.scan_iter())
+            if not key.startswith((AUTH_FAILURES.encode(), keys.metric("").encode()))
+        }
 
 
 @pytest.fixture
-def snapshot(redis_client: redis.Redis) -> Callable[[], dict[str, object]]:
-    return lambda: db_snapshot(redis_client)
+def snapshot(redis_url: str, redis_client: redis.Redis) -> Callable[[], dict[str, object]]:
+    return lambda: db_snapshot(redis_url)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ from celery import Celery
 from conftest import serving
 from worker_support import ROOT, Worker, wait_until
 
+from tidings.store import keys
+
 ADMIN = {"Authorization": "Bearer admin-secret"}
 CANARY_ENV = {"TIDINGS_CANARY_INTERVAL_SECONDS": "0.5", "TIDINGS_CANARY_TIMEOUT_SECONDS": "6"}
 #: The API judges a queue unserved sooner than a worker judges itself deaf, so that the
@@ -58,7 +60,7 @@ def deafen(redis_client: redis.Redis, redis_url: str, worker: Worker) -> None:
     """Cancel every queue the worker consumes, its own included, through Celery's remote
     control: the process, its broker connection and its heartbeats go on; its consumer
     receives nothing."""
-    beat = json.loads(redis_client.get(f"tidings:worker:{worker.name}") or "{}")
+    beat = json.loads(redis_client.get(keys.worker(worker.name)) or "{}")
     control = Celery(broker=redis_url, set_as_current=False).control
     node = f"celery@{socket.gethostname()}"
     for queue in beat["queues"]:

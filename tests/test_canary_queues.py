@@ -15,7 +15,7 @@ from tidings import models
 from tidings.canary import direct_queue
 from tidings.celery_app import create_celery, publish
 from tidings.settings import Settings
-from tidings.store import Store
+from tidings.store import Store, keys
 from tidings.work import Scope, WorkItem
 
 SCOPE = Scope("default", "test")
@@ -77,10 +77,10 @@ def test_a_full_prefetch_window_holds_back_one_canary_a_queue_not_a_pile(
 def test_a_worker_subscribes_its_handlers_again_once_redis_has_lost_them(
     settings: Settings, worker: Worker, redis_client: redis.Redis
 ) -> None:
-    assert redis_client.hget("tidings:subscribed:test", "echo") == "e2e.echo"
+    assert redis_client.hget(keys.subscribed("test"), "echo") == "e2e.echo"
     redis_client.flushdb()  # Redis loses its data: subscriptions, queues, heartbeats
     wait_until(
-        lambda: redis_client.hget("tidings:subscribed:test", "echo") == "e2e.echo",
+        lambda: redis_client.hget(keys.subscribed("test"), "echo") == "e2e.echo",
         "the subscriptions again",
     )
     assert "subscriptions lost in Redis (" in worker.log_path.read_text()

@@ -19,7 +19,7 @@ from worker_support import ROOT, Worker, wait_until
 
 from tidings import models
 from tidings.settings import Settings
-from tidings.store import Store
+from tidings.store import Store, keys
 from tidings.work import Scope
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
@@ -141,7 +141,7 @@ def test_tidings_subscribe_says_which_handler_module_cannot_be_imported(
     done = run_cli("subscribe", REDIS_URL=redis_url, TIDINGS_HANDLERS="no_such_handlers")
     assert done.returncode == 1
     assert "TIDINGS_HANDLERS='no_such_handlers': No module named 'no_such_handlers'" in done.stderr
-    assert redis_client.keys("tidings:sub*") == []
+    assert redis_client.keys(keys.environment("*") + ":*") == []
 
 
 def test_a_subscription_catches_up_since_its_first_registration_when_it_changes(

@@ -16,6 +16,7 @@ from worker_support import ROOT, WORKER_ENV, Worker, wait_until
 
 from tidings.cli import DEV_WORKER_STOP_SECONDS
 from tidings.redis_server import free_port
+from tidings.store import keys
 
 #: How long a killed worker's `tidings dev` may take to end, beyond its warm shutdown.
 KILL_SECONDS = 15
@@ -71,7 +72,7 @@ def test_dev_stopped_while_a_handler_runs_kills_its_worker_rather_than_orphan_it
     dev: Dev, redis_client: redis.Redis
 ) -> None:
     process, http = dev()
-    [name] = wait_until(lambda: redis_client.zrange("tidings:workers", 0, -1), "its worker")
+    [name] = wait_until(lambda: redis_client.zrange(keys.WORKERS, 0, -1), "its worker")
     worker_pid = int(name.rsplit(":", 1)[1])
     try:
         key = http.post("/emit", json={"event": "e2e.slow"}).json()["key"]  # hangs for 120 s

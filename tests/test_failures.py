@@ -153,13 +153,13 @@ def test_an_unexpected_error_answers_500_and_keeps_the_connection(
 ) -> None:
     first = served.post("/emit", json=EVENT)
     key = first.json()["key"]
-    # An event record that is not a hash: reading it fails in a way no handler expects.
+    # An event record that is not one: reading it fails in a way no handler expects.
     corrupt = redis.Redis.from_url(own_redis.url)
-    corrupt.set(keys.event(Scope("default", "test"), key), "not a hash")
+    corrupt.hset(keys.records(Scope("default", "test"), 0), bytes.fromhex(key), b"x" * 20)
     corrupt.close()
     answer = served.get(f"/events/{key}")
     body = assert_error_body(answer, 500)
-    assert body["message"] == "internal error: ResponseError"
+    assert body["message"] == "internal error: ValueError"
     assert connection_of(answer) == connection_of(first)
     after = served.post("/emit", json=EVENT)
     assert after.status_code == 200, after.text

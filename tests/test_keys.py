@@ -11,77 +11,124 @@ from tidings.store.connection import lua_file
 from tidings.work import Scope
 
 #: Sample inputs: plain ones, and names with the characters names may hold (dots, colons,
-#: dashes, non-ASCII).
+#: dashes, braces, non-ASCII).
 SAMPLES = [
     ("default", "test", "018f2a6b3c4d0001a1b2c3d4e5f60718", "send-receipt", "user.created"),
-    ("acme_eu-2", "live", "k-1", "billing:invoice.v2", "commande.payée"),
+    ("acme_eu-2", "live", "ffffffffffffffff0000000000000000", "billing:{x}", "commande.payée"),
 ]
-PLATFORM, LABEL, STATE, DIGEST = "custom", "shop", "failed", "ab" * 32
+PLATFORM, LABEL, STATE, DIGEST, PARTITION, CHUNK_NUMBER = (
+    "custom",
+    "shop",
+    "failed",
+    "ab" * 32,
+    5,
+    17,
+)
+IDEMPOTENCY_KEY = "delivery-1"
 
 
 def lua_cases(owner: str, env: str, key: str, tx_key: str, name: str) -> dict[str, Any]:
     """Lua expression (in terms of the sample, see ARGS) -> what keys.py builds."""
     scope = Scope(owner, env)
     combo = keys.combo(PLATFORM, None, name)
-    subsets = [(p, lb, n) for p in (None, PLATFORM) for lb in (None, LABEL) for n in (None, name)]
+    full = f"{PLATFORM}.{LABEL}.{name}"
+    a_list = keys.any_list(tx_key, combo)
     return {
+        "CHUNK": keys.CHUNK,
         "secrets_key()": keys.SECRETS,
         "secret_key(DIGEST)": keys.secret(DIGEST),
-        "subscriptions_key(E, N)": keys.subscriptions(env, name),
-        "outstanding_key(E)": keys.outstanding(env),
-        "leases_key(E)": keys.leases(env),
-        "recovered_key(E)": keys.recovered(env),
-        "scope_key(O, E)": keys.scope_prefix(scope),
-        "event_key(S, K)": keys.event(scope, key),
-        "event_txs_key(S, K)": keys.event_txs(scope, key),
-        "event_expected_key(S, K)": keys.event_expected(scope, key),
-        "transaction_key(S, K, T)": keys.transaction(scope, key, tx_key),
-        "index_key(S, C)": keys.index(scope, combo),
-        "tx_index_key(S, STATE, T, C)": keys.tx_index(scope, STATE, tx_key, combo),
-        "missing_index_key(S, T, C)": keys.missing_index(scope, tx_key, combo),
-        "missing_registry_key(S, C)": keys.missing_registry(scope, combo),
-        "missing_kept_key(S)": keys.missing_kept(scope),
-        "idempotency_key(S, DIGEST)": keys.idempotency(scope, DIGEST),
-        "combos(PLATFORM, LABEL, N)": [keys.combo(*subset) for subset in subsets],
-        "{owner_env(S)}": [owner, env],
-        "env_of(S)": env,
-        "scope_member(S, K)": keys.scope_member(owner, env, key),
-        "lease_member(S, K, T)": keys.lease_member(owner, env, key, tx_key),
-        "{parse_member(MEMBER)}": [owner, env, key, tx_key],
-        "{parse_member(EVENT_MEMBER)}": [owner, env, key, ""],
+        "partition_key(O, E, PARTITION)": keys.partition(scope, PARTITION),
+        "meta_key(PART)": keys.meta(scope, PARTITION),
+        "partition_of_meta(meta_key(PART))": keys.partition(scope, PARTITION),
+        "log_key(PART, CHUNK_NUMBER)": keys.log(scope, PARTITION, CHUNK_NUMBER),
+        "records_key(PART)": keys.records(scope, PARTITION),
+        "lists_key(PART)": keys.lists(scope, PARTITION),
+        "combo_list(C)": keys.combo_list(combo),
+        "any_list(T, C)": a_list,
+        "state_list(STATE, T, FULL)": keys.state_list(STATE, tx_key, full),
+        "list_chunk_key(PART, any_list(T, C), CHUNK_NUMBER)": keys.list_chunk(
+            scope, PARTITION, a_list, CHUNK_NUMBER
+        ),
+        "tx_names_key(PART, T)": keys.tx_names(scope, PARTITION, tx_key),
+        "outstanding_key(PART)": keys.outstanding(scope, PARTITION),
+        "leases_key(PART)": keys.leases(scope, PARTITION),
+        "recovered_key(PART)": keys.recovered(scope, PARTITION),
+        "idempotency_key(PART, IKEY)": keys.idempotency(scope, PARTITION, IDEMPOTENCY_KEY),
+        "lease_member(KEY16, T)": keys.lease_member(key, tx_key),
+        "combos(PLATFORM, LABEL, N)": keys.combos(PLATFORM, LABEL, name),
+        "full_name(PLATFORM, LABEL, N)": full,
+        "{split_full_name(FULL)}": [PLATFORM, LABEL, name],
     }
 
 
 #: The sample's names in Lua, from ARGV.
 ARGS = """
-local O, E, K, T, N, PLATFORM, LABEL, STATE, DIGEST, MEMBER, EVENT_MEMBER = unpack(ARGV)
-local S, C = scope_key(O, E), 'p=' .. PLATFORM .. '|n=' .. N
+local O, E, KEY16, T, N, PLATFORM, LABEL, STATE, DIGEST = unpack(ARGV, 1, 9)
+local PARTITION, CHUNK_NUMBER, IKEY = unpack(ARGV, 10, 12)
+local PART, C = partition_key(O, E, PARTITION), 'p=' .. PLATFORM .. '|n=' .. N
+local FULL = full_name(PLATFORM, LABEL, N)
 """
 
 
 def run_in_lua(client: redis.Redis, expressions: list[str], sample: tuple[str, ...]) -> list[Any]:
     owner, env, key, tx_key, name = sample
-    members = [keys.lease_member(owner, env, key, tx_key), keys.scope_member(owner, env, key)]
     script = lua_file("keys") + ARGS + "return {" + ", ".join(expressions) + "}"
-    args = [*sample, PLATFORM, LABEL, STATE, DIGEST, *members]
+    args = [owner, env, bytes.fromhex(key), tx_key, name, PLATFORM, LABEL, STATE, DIGEST]
+    args += [PARTITION, CHUNK_NUMBER, IDEMPOTENCY_KEY]
     answer: list[Any] = client.eval(script, 0, *args)  # type: ignore[assignment]
     return answer
 
 
-@pytest.mark.parametrize("sample", SAMPLES, ids=["plain", "dotted-colons-unicode"])
+def as_built(value: Any) -> Any:
+    """What Redis answered, as keys.py builds it: text, except a lease member's bytes."""
+    if isinstance(value, list):
+        return [as_built(v) for v in value]
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return value
+    return value
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=["plain", "dotted-colons-braces-unicode"])
 def test_every_lua_key_name_is_the_one_keys_py_builds(
-    redis_client: redis.Redis, sample: tuple[str, str, str, str, str]
+    redis_url: str, sample: tuple[str, str, str, str, str]
 ) -> None:
     cases = lua_cases(*sample)
-    built_in_lua = run_in_lua(redis_client, list(cases), sample)
+    with redis.Redis.from_url(redis_url) as client:  # bytes: a lease member is not text
+        built_in_lua = run_in_lua(client, list(cases), sample)
     for (expression, expected), found in zip(cases.items(), built_in_lua, strict=True):
+        found = found if expression.startswith("lease_member") else as_built(found)
         if expression.startswith("combos"):
             assert sorted(found) == sorted(expected), expression
         else:
             assert found == expected, expression
 
 
-def test_every_function_of_keys_lua_is_compared() -> None:
-    defined = set(re.findall(r"^local function (\w+)", lua_file("keys"), re.M))
+def test_every_name_keys_lua_defines_is_compared() -> None:
+    text = lua_file("keys")
+    defined = set(re.findall(r"^local function (\w+)", text, re.M))
+    defined |= set(re.findall(r"^local ([A-Z_]+) =", text, re.M)) - {"ROOT"}
     called = {re.findall(r"\w+", expression)[0] for expression in lua_cases(*SAMPLES[0])}
     assert defined == called
+
+
+def test_a_partition_is_one_cluster_slot() -> None:
+    """Every key of a partition carries the partition's hash tag, whatever the names."""
+    scope, p = Scope(*SAMPLES[1][:2]), 3
+    tag = f"{{{scope.owner}|{scope.env}|{p}}}"
+    tx_key, full = SAMPLES[1][3], f"custom.shop.{SAMPLES[1][4]}"
+    built = [
+        keys.meta(scope, p),
+        keys.log(scope, p, 0),
+        keys.records(scope, p),
+        keys.lists(scope, p),
+        keys.list_chunk(scope, p, keys.state_list("failed", tx_key, full), 2),
+        keys.tx_names(scope, p, tx_key),
+        keys.outstanding(scope, p),
+        keys.leases(scope, p),
+        keys.recovered(scope, p),
+        keys.idempotency(scope, p, "{other}"),
+    ]
+    assert all(re.match(r"[^{]*(\{[^}]*\})", key).group(1) == tag for key in built)  # type: ignore[union-attr]

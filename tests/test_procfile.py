@@ -13,6 +13,7 @@ import redis
 
 from tidings.redis_server import free_port
 from tidings.settings import Settings
+from tidings.store import keys
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,7 +56,7 @@ def test_honcho_runs_the_procfile_and_200_events_are_handled(
                 return False
 
         wait_until(web_up, 30, "the web process")
-        wait_until(lambda: redis_client.zcard("tidings:workers") > 0, 30, "the worker")
+        wait_until(lambda: redis_client.zcard(keys.WORKERS) > 0, 30, "the worker")
         with httpx.Client(base_url=base, timeout=10) as http:
             admin = {"Authorization": "Bearer admin-secret"}
             created = http.post(

@@ -43,6 +43,7 @@ from worker_support import Worker
 
 from tidings import Client
 from tidings.redis_server import free_port
+from tidings.store import keys
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -384,7 +385,7 @@ def test_a_server_the_readme_starts_serves(
         )
     try:
         deadline = time.monotonic() + START_SECONDS
-        while not (answers(stack.base_url) and redis_client.zcard("tidings:workers")):
+        while not (answers(stack.base_url) and redis_client.zcard(keys.WORKERS)):
             assert server.poll() is None, log.read_text()
             assert time.monotonic() < deadline, f"no API and worker:\n{log.read_text()}"
             time.sleep(0.1)

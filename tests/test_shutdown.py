@@ -20,7 +20,7 @@ from tidings import models
 from tidings.celery_app import create_celery, publish
 from tidings.redis_server import URL_FILE, free_port
 from tidings.settings import Settings
-from tidings.store import Store
+from tidings.store import Store, keys
 from tidings.work import Scope, WorkItem
 
 #: Heroku's: SIGKILL follows SIGTERM after this long.
@@ -238,7 +238,7 @@ def test_a_worker_finishing_a_handler_after_sigterm_is_not_taken_for_deaf(
     os.killpg(running.process.pid, signal.SIGTERM)
 
     def beat() -> models.WorkerBeat:
-        record = redis_client.get(f"tidings:worker:{running.name}")
+        record = redis_client.get(keys.worker(running.name))
         assert record, "no heartbeat"
         return models.WorkerBeat.model_validate_json(record)
 

@@ -114,11 +114,20 @@ def test_concurrent_creates_of_a_revoked_name_make_one_key(settings: Settings) -
     assert [(k.name, k.revokedAt is None) for k in listed] == [("billing", True)]
 
 
-def test_a_scope_keeps_a_bounded_number_of_missing_indexes(settings: Settings) -> None:
-    async def scenario() -> list[int]:
+def test_does_not_exist_queries_are_answered_without_building_anything(
+    settings: Settings,
+) -> None:
+    async def fill() -> None:
         store = Store.from_settings(settings)
         try:
-            await emit_paid(store, count=3)
+            [event, *_] = await emit_paid(store, count=3)
+            await store.init(SCOPE, event.key, "tx7", actor="shop")
+        finally:
+            await store.close()
+
+    async def query() -> list[int]:
+        store = Store.from_settings(settings)
+        try:
             totals = []
             for n in range(260):
                 q = models.QueryRequest(txKey=f"tx{n}", txState="does-not-exist")
@@ -127,11 +136,11 @@ def test_a_scope_keeps_a_bounded_number_of_missing_indexes(settings: Settings) -
         finally:
             await store.close()
 
-    assert asyncio.run(scenario()) == [3] * 260  # right answers past the bound too
-    client = redis.Redis.from_url(settings.store_url, decode_responses=True)
-    assert client.scard(keys.missing_kept(SCOPE)) == 256
-    assert client.pttl(keys.missing_index(SCOPE, "tx0", "*")) > 60_000  # kept: lives with events
-    assert 0 < client.pttl(keys.missing_index(SCOPE, "tx259", "*")) <= 1000  # built for one query
+    client = redis.Redis.from_url(settings.store_url)
+    asyncio.run(fill())
+    written = {key: client.dump(key) for key in client.scan_iter()}
+    assert asyncio.run(query()) == [3] * 7 + [2] + [3] * 252
+    assert {key: client.dump(key) for key in client.scan_iter()} == written
 
 
 def test_an_unsubscribed_handler_is_no_longer_expected(settings: Settings) -> None:
@@ -221,9 +230,9 @@ def test_an_idempotency_key_seen_before_answers_the_first_event_and_stores_nothi
 
     asyncio.run(scenario())
     client = redis.Redis.from_url(settings.store_url, decode_responses=True)
-    stored = client.zrange(keys.index(SCOPE, "*"), 0, -1)
-    assert len(stored) == 5  # evt_1, evt_2, evt_3, evt_4 and the one without a key
-    assert 0 < client.ttl(keys.idempotency(SCOPE, "evt_1")) <= settings.ttl_seconds
+    # evt_1, evt_2, evt_3, evt_4 and the one without a key
+    assert client.hlen(keys.records(SCOPE, 0)) == 5
+    assert 0 < client.ttl(keys.idempotency(SCOPE, 0, "evt_1")) <= settings.ttl_seconds
 
 
 def test_an_idempotency_key_lasts_its_time_and_never_past_the_retention(
@@ -246,5 +255,5 @@ def test_an_idempotency_key_lasts_its_time_and_never_past_the_retention(
 
     asyncio.run(scenario())
     client = redis.Redis.from_url(settings.store_url, decode_responses=True)
-    assert 0 < client.ttl(keys.idempotency(SCOPE, "short")) <= 60
-    assert 60 < client.ttl(keys.idempotency(SCOPE, "long")) <= 600
+    assert 0 < client.ttl(keys.idempotency(SCOPE, 0, "short")) <= 60
+    assert 60 < client.ttl(keys.idempotency(SCOPE, 0, "long")) <= 600

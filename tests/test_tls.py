@@ -179,7 +179,8 @@ def test_the_store_emits_and_queries_over_rediss_with_ssl_cert_reqs_none(
     event_keys, page = asyncio.run(scenario())
     assert page.total == 3
     assert sorted(row.key for row in page.rows) == sorted(event_keys)
-    assert all(tls_client.exists(keys.event(SCOPE, key)) for key in event_keys)
+    records = keys.records(SCOPE, 0)
+    assert all(tls_client.hexists(records, bytes.fromhex(key)) for key in event_keys)
 
 
 async def ping(url: str) -> bool:

@@ -13,7 +13,7 @@ from worker_support import Worker, handled, wait_until
 from tidings import models
 from tidings.clock import now_ms
 from tidings.settings import Settings
-from tidings.store import Store
+from tidings.store import Store, keys
 
 FAST_BEATS = {"TIDINGS_CANARY_INTERVAL_SECONDS": "0.5", "TIDINGS_CANARY_TIMEOUT_SECONDS": "3"}
 
@@ -89,5 +89,5 @@ def test_a_worker_forgets_workers_gone_for_long_and_their_queues(
     worker = start_worker()
     assert echo_workers(http) == ([worker.name], [], True)  # never listed, even as gone
     wait_until(lambda: not redis_client.keys("*tidings.worker.ghost*"), "its queue deleted")
-    assert redis_client.zscore("tidings:workers", "ghost") is None
-    assert not redis_client.exists("tidings:worker:ghost")
+    assert redis_client.zscore(keys.WORKERS, "ghost") is None
+    assert not redis_client.exists(keys.worker("ghost"))

@@ -14,6 +14,7 @@ import httpx
 import redis
 
 from tidings.cli import WORKER_ARGS
+from tidings.store import keys
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_ENV = {
@@ -55,7 +56,7 @@ class Worker:
             )
         client = redis.Redis.from_url(self.redis_url)
         deadline = time.monotonic() + 30
-        while client.zscore("tidings:workers", self.name) is None:  # subscribed: ready
+        while client.zscore(keys.WORKERS, self.name) is None:  # subscribed: ready
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"worker did not start:\n{self.log_path.read_text()}")
             time.sleep(0.05)

@@ -22,7 +22,24 @@ def new_record_id() -> str:
 _sequence = itertools.count()
 
 
-def new_event_key() -> str:
+#: An event key's last hex digits, which choose its partition (tidings/store/keys.py).
+PARTITION_DIGITS = 4
+PARTITION_TAILS = 16**PARTITION_DIGITS
+
+
+def new_event_key(beside: str | None = None, partition: tuple[int, int] | None = None) -> str:
     """32 lowercase hex digits that sort in the order this process made them, so that
-    events stored in the same millisecond (a batch) are listed in the order emitted."""
-    return f"{now_ms():012x}{next(_sequence) & 0xFFFF:04x}{secrets.token_hex(8)}"
+    events stored in the same millisecond (a batch) are listed in the order emitted. The
+    last four are random; or those of the key `beside`, so that both keys are in the same
+    partition (a handler's follow-ups are stored with its result); or chosen to put the key
+    in `partition` (p of n)."""
+    if beside:
+        tail = int(beside[-PARTITION_DIGITS:], 16)
+    else:
+        tail = secrets.randbelow(PARTITION_TAILS)
+        if partition:
+            p, n = partition
+            tail = tail - tail % n + p
+            if tail >= PARTITION_TAILS:
+                tail -= n
+    return f"{now_ms():012x}{next(_sequence) & 0xFFFF:04x}{secrets.token_hex(6)}{tail:04x}"

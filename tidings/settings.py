@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     redis_ssl_cert_reqs: CertReqs = "required"
     #: Where the embedded Redis keeps its data when REDIS_URL is unset.
     data_dir: str = ".tidings"
+    #: How many partitions each owner's events in an environment are spread over, by event
+    #: key: one busy owner can use every node of a Redis Cluster.
+    partitions: int = Field(default=1, ge=1, le=4096)
+    #: REDIS_URL names a node of a Redis Cluster (the store then uses redis-py's cluster
+    #: client; the broker must be TIDINGS_BROKER_URL).
+    redis_cluster: bool = False
     #: Retention of events and their transactions, in seconds.
     ttl_seconds: int = Field(default=THIRTY_DAYS, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
@@ -73,6 +79,16 @@ class Settings(BaseSettings):
         if self.broker_url:
             self.broker_url = with_tls_options(
                 self.broker_url, self.redis_ssl_cert_reqs, name="TIDINGS_BROKER_URL"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _broker_beside_a_cluster(self) -> Self:
+        if self.redis_cluster and not self.broker_url:
+            raise ValueError(
+                "TIDINGS_REDIS_CLUSTER=true needs TIDINGS_BROKER_URL: Celery's Redis transport "
+                "does not speak Redis Cluster, so the broker must be a plain Redis (redis://...) "
+                "or RabbitMQ (amqp://...)"
             )
         return self
 

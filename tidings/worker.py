@@ -41,6 +41,8 @@ Publish = Callable[[list[tuple[WorkItem, str]]], None]
 _outbox: contextvars.ContextVar[list[tuple[str, models.EmitRequest]]] = contextvars.ContextVar(
     "outbox"
 )
+#: The key of the event the running handler handles: its follow-ups go to its partition.
+_handled_key: contextvars.ContextVar[str] = contextvars.ContextVar("handled_key")
 
 
 def emit(event_name: str, payload: Any = None) -> str:
@@ -56,7 +58,7 @@ def emit(event_name: str, payload: Any = None) -> str:
             "tidings.emit() works inside a handler; elsewhere use tidings.Client(...).emit()"
         ) from None
     request = models.EmitRequest(event=event_name, payload={} if payload is None else payload)
-    key = new_event_key()
+    key = new_event_key(beside=_handled_key.get())
     outbox.append((key, request))
     return key
 
@@ -164,7 +166,7 @@ class Runner:
             }
             return await self._end(item, claim, "failed", {"error": lost})
         outbox: list[tuple[str, models.EmitRequest]] = []
-        token = _outbox.set(outbox)
+        token, handled = _outbox.set(outbox), _handled_key.set(item.key)
         try:
             output = await self._call(handler, item, claim)
         except NotRetryable as exc:
@@ -175,6 +177,7 @@ class Runner:
             return await self._retry(item, handler, claim, exc)
         finally:
             _outbox.reset(token)
+            _handled_key.reset(handled)
         return await self._end(item, claim, "finished", output, outbox)
 
     async def _call(self, handler: Handler, item: WorkItem, claim: Claim) -> Any:

@@ -26,5 +26,5 @@ from tidings.store.transactions import Transactions
 from tidings.store.workers import Workers
 
 
-class Store(Workers, Events, Subscriptions, SecretKeys, Transactions, Reruns):
+class Store(Workers, Transactions, Events, Subscriptions, SecretKeys, Reruns):
     """All reads and writes of tidings' data. Methods that act for a caller take its scope."""

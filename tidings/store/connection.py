@@ -15,8 +15,10 @@ from typing import Any, Self
 
 import redis.asyncio as aioredis
 import redis.exceptions
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.client import NEVER_DECODE
 
 from tidings.settings import Settings
 from tidings.store import records, schema
@@ -72,32 +74,66 @@ class StorePart:
     """The base of each part of the store (tidings.store.Store puts them together)."""
 
     def __init__(
-        self, redis: aioredis.Redis, *, ttl_seconds: int, grace_ms: int = DEFAULT_GRACE_MS
+        self,
+        redis: Any,
+        *,
+        ttl_seconds: int,
+        grace_ms: int = DEFAULT_GRACE_MS,
+        partitions: int = 1,
     ) -> None:
+        #: A Redis client (redis.asyncio.Redis, or RedisCluster) that decodes answers.
         self.redis = redis
         self.ttl_seconds = ttl_seconds
         self.grace_ms = grace_ms
+        #: How many partitions each scope's events are spread over (TIDINGS_PARTITIONS).
+        self.partitions = partitions
         self._scripts: dict[str, Any] = {}
+        self._loaded: set[str] = set()
 
     @classmethod
-    def from_url(cls, url: str, *, ttl_seconds: int, grace_ms: int = DEFAULT_GRACE_MS) -> Self:
-        # A blocking pool makes a request wait for a free connection under load, where the
-        # default pool would fail it with "Too many connections".
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            decode_responses=True,
-            max_connections=MAX_CONNECTIONS,
-            timeout=POOL_TIMEOUT_SECONDS,
-            **CONNECTION_OPTIONS,
-        )
-        client = aioredis.Redis(connection_pool=pool)
-        return cls(client, ttl_seconds=ttl_seconds, grace_ms=grace_ms)
+    def from_url(
+        cls,
+        url: str,
+        *,
+        ttl_seconds: int,
+        grace_ms: int = DEFAULT_GRACE_MS,
+        partitions: int = 1,
+        cluster: bool = False,
+    ) -> Self:
+        client: Any
+        if cluster:
+            client = RedisCluster.from_url(
+                url,
+                decode_responses=True,
+                max_connections=MAX_CONNECTIONS,
+                **CONNECTION_OPTIONS,
+            )
+        else:
+            # A blocking pool makes a request wait for a free connection under load, where
+            # the default pool would fail it with "Too many connections".
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url,
+                decode_responses=True,
+                max_connections=MAX_CONNECTIONS,
+                timeout=POOL_TIMEOUT_SECONDS,
+                **CONNECTION_OPTIONS,
+            )
+            client = aioredis.Redis(connection_pool=pool)
+        return cls(client, ttl_seconds=ttl_seconds, grace_ms=grace_ms, partitions=partitions)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
         return cls.from_url(
-            settings.store_url, ttl_seconds=settings.ttl_seconds, grace_ms=settings.grace_ms
+            settings.store_url,
+            ttl_seconds=settings.ttl_seconds,
+            grace_ms=settings.grace_ms,
+            partitions=settings.partitions,
+            cluster=settings.redis_cluster,
         )
+
+    @property
+    def ttl_ms(self) -> int:
+        return self.ttl_seconds * 1000
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -121,19 +157,39 @@ class StorePart:
             self._scripts[name] = self.redis.register_script(script_source(name))
         return self._scripts[name]
 
-    async def _run(self, script: str, *args: Any) -> Any:
-        return await self._script(script)(args=[str(a) for a in args])
+    async def _load(self, name: str) -> Any:
+        """A script, loaded into Redis (every node of a cluster) once per process, so that
+        pipelines may run it by its SHA."""
+        script = self._script(name)
+        if name not in self._loaded:
+            await self.redis.script_load(script.script)
+            self._loaded.add(name)
+        return script
 
-    async def _answer(self, script: str, *args: Any) -> dict[str, Any]:
+    async def _run(self, script: str, key: str, *args: Any) -> Any:
+        """A script on the slot of `key`, its answer as Redis sent it (bytes)."""
+        [answer] = await self._run_many(script, [[key, *args]])
+        return answer
+
+    async def _answer(self, script: str, key: str, *args: Any) -> dict[str, Any]:
         """A script's answer of field/value pairs, by name."""
-        return records.fields(await self._run(script, *args))
+        return records.fields(await self._run(script, key, *args))
 
     async def _run_many(self, script: str, calls: list[list[Any]]) -> list[Any]:
-        """Several runs of a script in one round trip (a pipeline), in order."""
-        if len(calls) == 1:
-            return [await self._run(script, *calls[0])]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for args in calls:
-                await self._script(script)(args=[str(a) for a in args], client=pipe)
-            answers: list[Any] = await pipe.execute()
-        return answers
+        """Several runs of a script in one round trip (a pipeline), in order; each call is
+        its key, then its arguments. Answers are not decoded: records are bytes."""
+        for attempt in (1, 2):
+            loaded = await self._load(script)
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for key, *args in calls:
+                        pipe.execute_command(
+                            "EVALSHA", loaded.sha, 1, key, *args, **{NEVER_DECODE: True}
+                        )
+                    answers: list[Any] = await pipe.execute()
+                return answers
+            except redis.exceptions.NoScriptError:
+                if attempt == 2:
+                    raise
+                self._loaded.clear()  # Redis restarted without its scripts: load them again
+        raise AssertionError("unreachable")

@@ -1,23 +1,16 @@
 -- uses: keys records events
--- Store a batch of events, all or nothing, and snapshot which handlers subscribe to each.
--- ARGV: as ('scope' or 'secret'), who, platform, label, actor, now, ttl (s), grace (ms),
---       idempotency ttl (s; '': the retention), then 7 per event (see store_events)
--- As 'scope', `who` is the scope prefix. As 'secret', it is the sha256 of a secret key,
--- checked here so that an emit costs one round trip: the key's owner and environment are
--- the scope, and its name the label and actor.
--- Returns status 'ok', owner, env, label, stored (per event, see store_events)
---       | status 'unknown' | 'revoked'
-local as, who, platform, label, actor, now, ttl, grace, idem_ttl = unpack(ARGV, 1, 9)
-local scope, owner, env
-if as == 'secret' then
-  local secret = read_fields(secret_key(who), {'name', 'env', 'owner', 'revokedAt'})
-  if not secret then return as_pairs({status = 'unknown'}) end
-  if secret.revokedAt then return as_pairs({status = 'revoked'}) end
-  label, env, owner, actor = secret.name, secret.env, secret.owner, secret.name
-  scope = scope_key(owner, env)
-else
-  scope = who
-  owner, env = owner_env(scope)
+-- Store a batch of events in one partition, all or nothing.
+-- KEYS: the partition's meta. ARGV: now, grace (ms), actor, idempotency ttl (s),
+--       subscriptions version, then 5 per event (see store_events)
+-- The caller read the subscriptions (and their version) to say which handlers each event
+-- awaits; if they changed since (subscribe sets the partition's `subs` first), nothing is
+-- stored and the caller reads them again.
+-- Returns status 'ok', firsts (per event, the key of the event first stored with its
+--         idempotency key, or "") | status 'stale'
+local now, grace, actor, idem_ttl, version = unpack(ARGV, 1, 5)
+local part = partition_of_meta(KEYS[1])
+if tonumber(redis.call('HGET', KEYS[1], 'subs') or 0) > tonumber(version) then
+  return as_pairs({status = 'stale'})
 end
-local stored = store_events(scope, env, platform, label, actor, now, ttl, grace, 10, idem_ttl)
-return as_pairs({status = 'ok', owner = owner, env = env, label = label, stored = stored})
+local firsts = store_events(part, tonumber(now), tonumber(grace), actor, idem_ttl, 6)
+return as_pairs({status = 'ok', firsts = firsts})

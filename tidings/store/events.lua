@@ -1,70 +1,75 @@
--- uses: keys records history indexes
--- Storing events: the scripts that store them (emit, and transact for follow-ups) share it.
+-- uses: keys lists log records
+-- Storing events: the scripts that store them (emit, and transact for a handler's
+-- follow-ups) share it.
 
--- The handlers subscribed to an event: their txKeys, and {txKey, queue, ...} to route it.
--- Processes register them in tidings:subs:{env}:{eventName} (see tidings/store/keys.py).
-local function subscribers(env, owner, name, platform, label)
-  local expected, routes = {}, {}
-  local subs = redis.call('HGETALL', subscriptions_key(env, name))
-  for j = 1, #subs, 2 do
-    local s = cjson.decode(subs[j + 1])
-    local serves = s.owners == nil or s.owners == cjson.null
-    if not serves then
-      for _, o in ipairs(s.owners) do if o == owner then serves = true end end
-    end
-    if serves and (s.platform == cjson.null or s.platform == platform)
-        and (s.label == cjson.null or s.label == label) then
-      table.insert(expected, subs[j])
-      table.insert(routes, subs[j])
-      table.insert(routes, s.queue)
-    end
-  end
-  return expected, routes
-end
-
--- Store events all or nothing (the caller has validated them), and snapshot which handlers
--- subscribe to each: ARGV from `first` on holds 7 per event: key, _id, payload, headers,
--- query (raw JSON), eventName, idempotency key ('' for none).
--- An event whose idempotency key came with an event stored within `idem_ttl` seconds
--- (default and at most: the retention) is not stored: that first event stands for it.
--- Returns, per event, field/value pairs: routes ({txKey, queue, ...}), duplicateOf (the
--- key of the event first stored with its idempotency key, or '' when it was stored).
+-- Store events in the partition, all or nothing (the caller has validated them). ARGV from
+-- `first` on holds 5 per event: key (16 bytes), full name, body (see records.lua), the
+-- txKeys of the handlers subscribed to it (joined by ","), idempotency key ("" for none).
 -- An event with subscribers is "outstanding": recovery looks at it after `grace` ms.
-local function store_events(scope, env, platform, label, actor, now, ttl, grace, first, idem_ttl)
-  ttl = tonumber(ttl)
-  idem_ttl = math.min(tonumber(idem_ttl) or ttl, ttl)
-  local expires_at = tonumber(now) + ttl * 1000
-  local cutoff = tonumber(now) - ttl * 1000
-  local history = cjson.encode({history_entry('pending', nil, now, actor)})
-  local stored = {}
-  for i = first, #ARGV, 7 do
-    local key, id, payload, headers, query, name, ikey = unpack(ARGV, i, i + 6)
-    local seen = ikey ~= '' and redis.call('GET', idempotency_key(scope, ikey))
-    local routes = {}
-    if not seen then
-      if ikey ~= '' then redis.call('SET', idempotency_key(scope, ikey), key, 'EX', idem_ttl) end
-      local ek = event_key(scope, key)
-      local expected
-      expected, routes = subscribers(env, (owner_env(scope)), name, platform, label)
-      local awaited = '0'
-      if #expected > 0 then awaited = '1' end
-      redis.call('HSET', ek, '_id', id, 'key', key, 'payload', payload,
-                 'headers', headers, 'query', query, 'eventName', name, 'platform', platform,
-                 'label', label, 'createdAt', now, 'expiresAt', expires_at, 'ttl', ttl,
-                 'state', 'pending', 'history', history, 'v', 1, 'hasTransactions', '0',
-                 'totalTransactions', '0', 'hasFutureTransactions', awaited,
-                 'isCompleted', '0')
-      redis.call('PEXPIREAT', ek, expires_at)
-      if #expected > 0 then
-        local expected_key = event_expected_key(scope, key)
-        redis.call('SADD', expected_key, unpack(expected))
-        redis.call('PEXPIREAT', expected_key, expires_at)
-        redis.call('ZADD', outstanding_key(env), tonumber(now) + tonumber(grace),
-                   scope_member(scope, key))
-      end
-      index_event(scope, key, platform, label, name, now, cutoff, expires_at)
+-- An event whose idempotency key came with an event stored within `idem_ttl` seconds is
+-- not stored. Returns, per event, the key of the event stored first with its idempotency
+-- key, or "".
+local function store_events(part, now, grace, actor, idem_ttl, first)
+  local n = (#ARGV - first + 1) / 5
+  local meta = meta_key(part)
+  local created = math.max(now, tonumber(redis.call('HGET', meta, 'last') or 0))
+  local appends, order = {}, {}  -- bytes per list chunk: a few calls a batch, not a few an event
+  local function append(list, chunk, bytes)
+    local key = list_chunk_key(part, list, chunk)
+    if not appends[key] then
+      appends[key] = {list = list, parts = {}}
+      table.insert(order, key)
     end
-    table.insert(stored, as_pairs({routes = routes, duplicateOf = seen or ''}))
+    table.insert(appends[key].parts, bytes)
   end
-  return stored
+  local stored, firsts = {}, {}
+  for i = 0, n - 1 do
+    local key16, full, body, expected, ikey = unpack(ARGV, first + 5 * i, first + 5 * i + 4)
+    local seen = ikey ~= '' and redis.call('GET', idempotency_key(part, ikey))
+    if seen then
+      table.insert(firsts, seen)
+    else
+      table.insert(firsts, '')
+      if ikey ~= '' then redis.call('SET', idempotency_key(part, ikey), key16, 'EX', idem_ttl) end
+      table.insert(stored, {key16, full, body, expected})
+    end
+  end
+  if #stored == 0 then return firsts end
+  local seq = redis.call('HINCRBY', meta, 'seq', #stored) - #stored
+  redis.call('HSET', meta, 'last', created)
+  local records, outstanding, metas, combos_of, logged = {}, {}, {}, {}, {}
+  for _, event in ipairs(stored) do
+    local key16, full, body, expected = unpack(event)
+    local chunk, off = chunk_of(seq)
+    logged[chunk] = logged[chunk] or {}
+    table.insert(logged[chunk], key16)
+    if not metas[expected] then
+      local txks = {}
+      for txk in string.gmatch(expected, '[^,]+') do table.insert(txks, txk) end
+      metas[expected] = new_meta(txks, actor)
+    end
+    table.insert(records, key16)
+    table.insert(records, pack_record(seq, created, metas[expected], body))
+    if not combos_of[full] then combos_of[full] = combos(split_full_name(full)) end
+    for _, combo in ipairs(combos_of[full]) do
+      if combo ~= '*' then append(combo_list(combo), chunk, u16(off)) end
+    end
+    if expected ~= '' then
+      table.insert(outstanding, now + grace)
+      table.insert(outstanding, key16)
+    end
+    seq = seq + 1
+  end
+  for chunk, keys16 in pairs(logged) do log_append(part, chunk, created, keys16) end
+  for i = 1, #records, 400 do  -- unpack takes a few thousand values at most
+    redis.call('HSET', records_key(part), unpack(records, i, math.min(i + 399, #records)))
+  end
+  for _, key in ipairs(order) do
+    local bytes = table.concat(appends[key].parts)
+    if redis.call('APPEND', key, bytes) == #bytes then
+      redis.call('SADD', lists_key(part), appends[key].list)
+    end
+  end
+  if #outstanding > 0 then redis.call('ZADD', outstanding_key(part), unpack(outstanding)) end
+  return firsts
 end

@@ -1,23 +1,65 @@
-"""Events: storing them (emit) and reading them back (one event, or a /query page)."""
+"""Events: storing them (emit) and reading them back (one event, or a /query page).
 
+An event goes to the partition its key names (``keys.partition_of``). The handlers it
+awaits are read here from the subscriptions, cached per environment with their version:
+an emit script refuses routes older than what its partition has seen (``subscribe`` tells
+every partition before it backfills), and the emit is routed again.
+"""
+
+import heapq
 import math
+import typing
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from redis.client import NEVER_DECODE
+
 from tidings import models
-from tidings.auth import MISSING_SECRET, REVOKED_SECRET, UNKNOWN_SECRET, Caller
+from tidings.auth import MISSING_SECRET, Caller
 from tidings.clock import now_ms
 from tidings.errors import BadRequest, NotFound, Unauthorized
-from tidings.ids import new_event_key, new_record_id
+from tidings.ids import new_event_key
 from tidings.store import keys, records
-from tidings.store.connection import StorePart
-from tidings.store.records import dump
-from tidings.store.secret_keys import hash_secret
+from tidings.store.records import text
+from tidings.store.secret_keys import SecretKeys, hash_secret
 from tidings.work import Emitted, NewEvent, Scope
 
+#: The most events one emit script stores, so that no script holds Redis for long; a
+#: larger batch is several scripts in one round trip.
+EVENTS_PER_SCRIPT = 100
+#: How many probe times each round of a deep page's search asks every partition about.
+PROBES = 15
+#: A deep page is read once its time window holds at most this many events in all.
+WINDOW_EVENTS = 500
 
-class Events(StorePart):
+
+@dataclass
+class Routing:
+    """An environment's subscriptions as last read, with their version."""
+
+    version: int = -1
+    #: eventName -> the subscriptions to it
+    by_name: dict[str, list[models.Subscription]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Row:
+    """An event of a query page, with where it sits in the order of all partitions."""
+
+    created_at: int
+    partition: int
+    seq: int
+    stored: records.Stored
+
+
+class Events(SecretKeys):
     """Storing events and reading them back."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._routing: dict[str, Routing] = {}
+        self._known_scopes: set[Scope] = set()
 
     async def emit(
         self,
@@ -27,116 +69,307 @@ class Events(StorePart):
         platform: str,
         label: str,
         actor: str,
-        event_keys: list[str] | None = None,
         idempotency_seconds: int | None = None,
     ) -> list[Emitted]:
-        """Store events all or nothing; answer their keys and the handlers subscribed to each.
+        """Store events, all or nothing in each partition; answer their keys and the
+        handlers subscribed to each.
 
         An event whose idempotency key came with an event stored less than
         ``idempotency_seconds`` ago (default and at most: the retention) is not stored, and
         answered as that event (``duplicate``)."""
-        _, emitted = await self._emit(
-            ["scope", keys.scope_prefix(scope), platform, label, actor],
-            events,
-            event_keys,
-            idempotency_seconds,
-        )
-        return emitted
+        version = int(await self.redis.get(keys.subscriptions_version(scope.env)) or 0)
+        new = [self._keyed(event) for event in events]
+        return await self._store(scope, platform, label, actor, new, version, idempotency_seconds)
+
+    def _keyed(self, event: models.EmitRequest | NewEvent) -> tuple[str, NewEvent]:
+        """An event to store, with its new key: in the partition of its idempotency key,
+        if it has one, so that the key is checked where the event is stored."""
+        new = event if isinstance(event, NewEvent) else NewEvent(event.event, event.payload)
+        if new.idempotency_key is None:
+            return new_event_key(), new
+        p = keys.idempotency_partition(new.idempotency_key, self.partitions)
+        return new_event_key(partition=(p, self.partitions)), new
 
     async def emit_with_secret(
         self, secret: str | None, events: Sequence[models.EmitRequest | NewEvent]
     ) -> tuple[Caller, list[Emitted]]:
-        """`emit` for the holder of a secret key, checked in the same round trip."""
+        """`emit` for the holder of a secret key."""
         if not secret:
             raise Unauthorized(MISSING_SECRET)
-        return await self._emit(
-            ["secret", hash_secret(secret), models.CUSTOM_PLATFORM, "", ""], events
+        envs = typing.get_args(models.Environment)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.secret(hash_secret(secret)))
+            for env in envs:  # in the same round trip, whichever the key's is
+                pipe.get(keys.subscriptions_version(env))
+            record, *versions = await pipe.execute()
+        caller = self._caller_of(record)
+        version = int(dict(zip(envs, versions, strict=True)).get(caller.env) or 0)
+        emitted = await self._store(
+            caller.scope,
+            models.CUSTOM_PLATFORM,
+            caller.name,
+            caller.name,
+            [self._keyed(event) for event in events],
+            version,
         )
+        return caller, emitted
 
-    async def _emit(
+    async def _store(
         self,
-        who: list[str],
-        events: Sequence[models.EmitRequest | NewEvent],
-        event_keys: list[str] | None = None,
+        scope: Scope,
+        platform: str,
+        label: str,
+        actor: str,
+        events: list[tuple[str, NewEvent]],
+        version: int | None,
         idempotency_seconds: int | None = None,
-    ) -> tuple[Caller, list[Emitted]]:
-        event_keys = event_keys or [new_event_key() for _ in events]
-        args = [
-            *who,
-            now_ms(),
-            self.ttl_seconds,
-            self.grace_ms,
-            "" if idempotency_seconds is None else idempotency_seconds,
-            *event_args(event_keys, events),
-        ]
-        answer = await self._answer("events.emit", *args)
-        if answer["status"] != "ok":
-            raise Unauthorized(REVOKED_SECRET if answer["status"] == "revoked" else UNKNOWN_SECRET)
-        caller = Caller(name=answer["label"], env=answer["env"], owner=answer["owner"])
-        return caller, records.emitted(event_keys, answer["stored"])
+    ) -> list[Emitted]:
+        """Store events with their keys, routed by the subscriptions of `version`, as read
+        just before (None: read them)."""
+        await self._register(scope)
+        idempotency = min(idempotency_seconds or self.ttl_seconds, self.ttl_seconds)
+        while True:
+            routing = await self._routing_for(scope.env, {e.event for _, e in events}, version)
+            routes = [self._routes(routing, scope, platform, label, e.event) for _, e in events]
+            calls, placed = [], []
+            for p, indexes in self._by_partition([key for key, _ in events]).items():
+                for first in range(0, len(indexes), EVENTS_PER_SCRIPT):
+                    args: list[Any] = [now_ms(), self.grace_ms, actor, idempotency]
+                    args.append(routing.version)
+                    for i in indexes[first : first + EVENTS_PER_SCRIPT]:
+                        key, event = events[i]
+                        args += event_args(key, event, platform, label, routes[i])
+                        placed.append(i)
+                    calls.append([keys.meta(scope, p), *args])
+            answers = [records.fields(a) for a in await self._run_many("events.emit", calls)]
+            if all(text(a["status"]) == "ok" for a in answers):
+                break
+            version = None  # a partition has seen newer subscriptions than these
+        firsts = [first for answer in answers for first in answer["firsts"]]
+        emitted: list[Emitted] = [Emitted("", [])] * len(events)
+        for i, first in zip(placed, firsts, strict=True):
+            key, _ = events[i]
+            emitted[i] = (
+                Emitted(first.hex(), [], duplicate=True) if first else Emitted(key, routes[i])
+            )
+        return emitted
+
+    async def _register(self, scope: Scope) -> None:
+        """Note the scope among those with events (recovery walks them), once a process,
+        before its first events: see Subscriptions.subscribe."""
+        if scope not in self._known_scopes:
+            await self.redis.sadd(keys.SCOPES, keys.scope_member(scope))
+            self._routing.pop(scope.env, None)  # read after it: see Subscriptions.subscribe
+            self._known_scopes.add(scope)
+
+    def _by_partition(self, event_keys: list[str]) -> dict[int, list[int]]:
+        """Indexes of the keys, by partition."""
+        found: dict[int, list[int]] = {}
+        for i, key in enumerate(event_keys):
+            found.setdefault(keys.partition_of(key, self.partitions), []).append(i)
+        return found
+
+    async def _routing_for(self, env: str, names: set[str], version: int | None) -> Routing:
+        """The subscriptions to these event names: cached while they are of `version`, the
+        environment's as just read (None: read them all)."""
+        if version is None:
+            version = int(await self.redis.get(keys.subscriptions_version(env)) or 0)
+        routing = self._routing.get(env) or Routing(version=version)
+        if routing.version != version:
+            routing = Routing(version=version)
+        while missing := sorted(names - routing.by_name.keys()):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.get(keys.subscriptions_version(env))
+                for name in missing:
+                    pipe.hvals(keys.subscriptions(env, name))
+                read, *specs = await pipe.execute()
+            if int(read or 0) != routing.version:
+                # changed since: read it all again
+                routing = Routing(version=int(read or 0))
+                continue
+            for name, found in zip(missing, specs, strict=True):
+                routing.by_name[name] = [models.Subscription.model_validate_json(s) for s in found]
+        self._routing[env] = routing
+        return routing
+
+    @staticmethod
+    def _routes(
+        routing: Routing, scope: Scope, platform: str, label: str, event_name: str
+    ) -> list[tuple[str, str]]:
+        """(txKey, queue) of the handlers that subscribe to such an event."""
+        return sorted(
+            (sub.txKey, sub.queue)
+            for sub in routing.by_name.get(event_name, [])
+            if sub.serves(scope.owner)
+            and sub.platform in (None, platform)
+            and sub.label in (None, label)
+        )
 
     async def get_event(self, scope: Scope, key: str) -> models.EventWithTransactions:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(keys.event(scope, key))
-            pipe.hkeys(keys.event_txs(scope, key))
-            fields, tx_keys = await pipe.execute()
-        if not fields:
+        stored = await self._stored(scope, key)
+        if stored is None:
             raise NotFound(f"no event with key {key!r}")
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for tx_key in sorted(tx_keys):
-                pipe.hgetall(keys.transaction(scope, key, tx_key))
-            txs = [records.transaction(f) for f in await pipe.execute() if f]
-        event = records.event(scope, fields)
-        return models.EventWithTransactions(**dict(event), transactions=txs)
+        event = records.event(scope, stored, self.ttl_seconds)
+        return models.EventWithTransactions(
+            **dict(event), transactions=records.transactions(stored, self.ttl_seconds)
+        )
+
+    async def _stored(self, scope: Scope, key: str) -> records.Stored | None:
+        key16 = records.event_key_bytes(key)
+        if key16 is None:
+            return None
+        p = keys.partition_of(key, self.partitions)
+        blob = await self.redis.execute_command(
+            "HGET", keys.records(scope, p), key16, **{NEVER_DECODE: True}
+        )
+        if blob is None:
+            return None
+        stored = records.stored(key16, blob)
+        return stored if stored.created_at >= now_ms() - self.ttl_ms else None
 
     async def query(self, scope: Scope, q: models.QueryRequest) -> models.QueryPage:
-        combo = keys.combo(q.platform, q.label, q.eventName)
-        missing: list[str] = []
-        if q.txKey is None:
-            if q.txState is not None:
-                raise BadRequest("txState filters on a txKey: give txKey too")
-            index = keys.index(scope, combo)
-        elif q.txState == "does-not-exist":
-            index = keys.missing_index(scope, q.txKey, combo)
-            missing = [q.txKey, combo]
-        else:
-            index = keys.tx_index(scope, q.txState or "any", q.txKey, combo)
+        if q.txKey is None and q.txState is not None:
+            raise BadRequest("txState filters on a txKey: give txKey too")
         offset = (q.page - 1) * q.pageSize
-        answer = await self._answer(
-            "events.query",
-            keys.scope_prefix(scope),
-            index,
-            "" if q.since is None else q.since,
-            "" if q.until is None else q.until,
-            "desc" if q.newestFirst else "asc",
-            offset,
-            q.pageSize,
-            now_ms(),
-            self.ttl_seconds,
-            *missing,
-        )
-        total, rows = answer["total"], answer["rows"]
+        total, rows = await self._page(scope, q, offset, q.pageSize)
         return models.QueryPage(
-            rows=[records.event(scope, records.fields(row)) for row in rows],
+            rows=[records.event(scope, row.stored, self.ttl_seconds) for row in rows],
             total=total,
             page=q.page,
             pageSize=q.pageSize,
             totalPages=math.ceil(total / q.pageSize),
         )
 
+    async def count(self, scope: Scope, q: models.QueryRequest) -> int:
+        """The total of a query, without its rows."""
+        pages = await self._partition_pages(scope, q, q.since, q.until, 0, 0)
+        return sum(total for total, _ in pages)
 
-def event_args(event_keys: list[str], events: Sequence[models.EmitRequest | NewEvent]) -> list[Any]:
-    """Events as the scripts take them (store_events in events.lua)."""
-    args: list[Any] = []
-    for key, event in zip(event_keys, events, strict=True):
-        new = event if isinstance(event, NewEvent) else NewEvent(event.event, event.payload)
-        args += [
-            key,
-            new_record_id(),
-            dump(new.payload),
-            dump(new.headers),
-            dump(new.query),
-            new.event,
-            new.idempotency_key or "",
+    def _query_args(
+        self, q: models.QueryRequest, since: int | None, until: int | None, offset: int, count: int
+    ) -> list[Any]:
+        return [
+            keys.combo(q.platform, q.label, q.eventName),
+            q.txKey or "",
+            q.txState or "",
+            "" if since is None else since,
+            "" if until is None else until,
+            "desc" if q.newestFirst else "asc",
+            offset,
+            count,
+            now_ms(),
+            self.ttl_ms,
         ]
-    return args
+
+    async def _page(
+        self, scope: Scope, q: models.QueryRequest, offset: int, count: int
+    ) -> tuple[int, list[Row]]:
+        """The total, and `count` rows from the `offset`-th in the order of all partitions:
+        createdAt, then partition, then seq (reversed for newest first)."""
+        # With one partition, its page; with more, each one's first page, which is all
+        # that page 1 needs (and counts the total for a deeper one).
+        skip = offset if self.partitions == 1 else 0
+        per_partition = await self._partition_pages(scope, q, q.since, q.until, skip, count)
+        total = sum(n for n, _ in per_partition)
+        if self.partitions == 1:
+            return total, per_partition[0][1]
+        if offset == 0:
+            return total, self._merged(per_partition, q.newestFirst)[:count]
+        if offset >= total:
+            return total, []
+        return total, await self._deep_page(scope, q, offset, count, total)
+
+    async def _partition_pages(
+        self,
+        scope: Scope,
+        q: models.QueryRequest,
+        since: int | None,
+        until: int | None,
+        offset: int,
+        count: int,
+    ) -> list[tuple[int, list[Row]]]:
+        """Per partition: its total in [since, until), and its rows from `offset` on."""
+        args = self._query_args(q, since, until, offset, count)
+        calls = [[keys.meta(scope, p), *args] for p in range(self.partitions)]
+        pages = []
+        for p, answer in enumerate(await self._run_many("events.query", calls)):
+            f = records.fields(answer)
+            stored = [records.stored(k, r) for k, r in zip(f["keys"], f["rows"], strict=True) if r]
+            pages.append((int(f["total"]), [Row(s.created_at, p, s.seq, s) for s in stored]))
+        return pages
+
+    @staticmethod
+    def _merged(pages: list[tuple[int, list[Row]]], newest_first: bool) -> list[Row]:
+        def position(row: Row) -> tuple[int, int, int]:
+            return (row.created_at, row.partition, row.seq)
+
+        if newest_first:
+            merged = heapq.merge(*(rows for _, rows in pages), key=position, reverse=True)
+        else:
+            merged = heapq.merge(*(rows for _, rows in pages), key=position)
+        return list(merged)
+
+    async def _deep_page(
+        self, scope: Scope, q: models.QueryRequest, offset: int, count: int, total: int
+    ) -> list[Row]:
+        """A page past the first over several partitions: narrow a time window around its
+        first row, PROBES times a round (one round trip to every partition), until the
+        window holds few events; then merge the partitions' rows of that window."""
+        # Oldest first, the page is the matches [start, start + want).
+        start = offset if not q.newestFirst else max(total - offset - count, 0)
+        want = min(count, total - offset)
+        now = now_ms()
+        lo = now - self.ttl_ms if q.since is None else q.since
+        hi = now + 1 if q.until is None else q.until
+        below, window = 0, total  # matches before lo, and in [lo, hi)
+        while window > WINDOW_EVENTS and hi - lo > 1:
+            step = max((hi - lo) // (PROBES + 1), 1)
+            probes = [t for t in range(lo + step, hi, step)][:PROBES]
+            counts = await self._count_below(scope, q, lo, probes)
+            passed = 0  # matches in [lo, the new lo)
+            new_lo = lo
+            for t, n in zip(probes, counts, strict=True):
+                if below + n <= start:
+                    new_lo, passed = t, n
+                else:
+                    hi, window = t, n
+                    break
+            lo, below, window = new_lo, below + passed, window - passed
+        ascending = q.model_copy(update={"newestFirst": False})
+        pages = await self._partition_pages(scope, ascending, lo, hi, 0, start - below + want)
+        page = self._merged(pages, False)[start - below : start - below + want]
+        return page[::-1] if q.newestFirst else page
+
+    async def _count_below(
+        self, scope: Scope, q: models.QueryRequest, since: int, times: list[int]
+    ) -> list[int]:
+        """For each time, the matches created in [since, time), in all partitions."""
+        calls = [
+            [keys.meta(scope, p), *self._query_args(q, since, t, 0, 0)]
+            for p in range(self.partitions)
+            for t in times
+        ]
+        answers = await self._run_many("events.query", calls)
+        totals = [int(records.fields(a)["total"]) for a in answers]
+        return [sum(totals[i :: len(times)]) for i in range(len(times))]
+
+
+def event_args(
+    key: str,
+    event: models.EmitRequest | NewEvent,
+    platform: str,
+    label: str,
+    routes: list[tuple[str, str]],
+) -> list[Any]:
+    """An event as the scripts store it (store_events in events.lua)."""
+    new = event if isinstance(event, NewEvent) else NewEvent(event.event, event.payload)
+    key16 = records.event_key_bytes(key)
+    assert key16 is not None, key
+    body = records.event_body(platform, label, new.event, new.payload, new.headers, new.query)
+    return [
+        key16,
+        models.full_event_name(platform, label, new.event),
+        body,
+        ",".join(tx_key for tx_key, _ in routes),
+        new.idempotency_key or "",
+    ]

@@ -1,79 +1,87 @@
 """Every Redis key tidings uses is built here (and mirrored, name for name, in keys.lua).
 
+Layout version 2. Keys that one command or one MULTI uses together share a hash tag
+(``{...}``), so that each family lives in one slot of a Redis Cluster.
+
 Global keys::
 
-    tidings:schema               string  the version of this layout (tidings/store/schema.py)
-    tidings:secret:{sha256}      hash  a secret key: name, env, owner, createdAt, revokedAt
-    tidings:secrets              hash  "{owner}/{env}/{name}" -> sha256, every key ever made
-    tidings:session:{id}         hash  a dashboard sign-in: the sha256 of its secret, a CSRF
-                                       token, createdAt; it expires (TIDINGS_SESSION_SECONDS)
-    tidings:auth-failures:{address}
-                                 string failed authentications from a client address in the
-                                       current window; it expires with the window
-    tidings:subs:{env}:{eventName}
-                                 hash  txKey -> JSON Subscription of a handler (from workers)
-    tidings:workers              zset  worker name -> last heartbeat (ms)
-    tidings:worker:{name}        string  JSON WorkerBeat: a worker's last heartbeat (its
-                                       handlers, environments, queues and what it last took
-                                       off each); expires once the worker is forgotten
-    tidings:subscribed:{env}     hash  txKey -> eventName of every handler subscribed in env
-    tidings:subscribed-at:{env}  hash  txKey -> when a process first subscribed it (ms)
-    tidings:outstanding:{env}    zset  "{owner}|{env}|{key}" -> when recovery looks next at an
-                                       event still awaiting a subscribed handler
-    tidings:leases:{env}         zset  "{owner}|{env}|{key}|{txKey}" -> lease expiry (ms) of
-                                       the transactions workers are running
-    tidings:recovered:{env}      zset  the same members -> when recovery handed out one whose
-                                       lease had lapsed (its next claim may take it over)
-    tidings:connections          set   the id of every webhook connection ever made
-    tidings:connection:{id}      hash  a connection (tidings/webhooks): platform, label, env,
-                                       owner, createdAt, revokedAt, its options (JSON) and
-                                       its signing secret
-    tidings:connection:{id}:deliveries
-                                 list  its last LOG_SIZE requests taken, newest first (JSON
-                                       DeliveryRecord)
-    tidings:connection:{id}:rejections
-                                 list  its last LOG_SIZE requests refused, likewise
-    tidings:metric:{name}        hash  JSON label values (and bucket) -> the sum of every
-                                       process's counts (tidings/metrics.py)
+    tidings:schema                   string  the version of this layout (schema.py)
+    tidings:scopes                   set     "{owner}|{env}" of every scope that has events
+    tidings:{secrets}                hash    "{owner}/{env}/{name}" -> sha256, every key ever made
+    tidings:{secrets}:{sha256}       hash    a secret key: name, env, owner, createdAt, revokedAt
+    tidings:session:{id}             hash    a dashboard sign-in: the sha256 of its secret, a
+                                             CSRF token, createdAt; it expires
+    tidings:auth-failures:{address}  string  failed authentications from a client address in
+                                             the current window; it expires with the window
+    tidings:{env:E}:subs:{eventName} hash    txKey -> JSON Subscription of a handler
+    tidings:{env:E}:subscribed       hash    txKey -> eventName of every handler subscribed in E
+    tidings:{env:E}:subscribed-at    hash    txKey -> when a process first subscribed it (ms)
+    tidings:{env:E}:subs-version     string  counts the changes to E's subscriptions
+    tidings:{workers}                zset    worker name -> last heartbeat (ms)
+    tidings:{workers}:{name}         string  JSON WorkerBeat: a worker's last heartbeat
+    tidings:{metrics}:{name}         hash    JSON label values (and bucket) -> the sum of every
+                                             process's counts (tidings/metrics.py)
+    tidings:{connections}            set     the id of every webhook connection ever made
+    tidings:{connections}:{id}       hash    a connection (tidings/webhooks): platform, label,
+                                             env, owner, createdAt, revokedAt, its options
+                                             (JSON) and its signing secret
+    tidings:{connections}:{id}:deliveries
+                                     list    its last LOG_SIZE requests taken, newest first
+                                             (JSON DeliveryRecord)
+    tidings:{connections}:{id}:rejections
+                                     list    its last LOG_SIZE requests refused, likewise
 
-Per scope, where a scope's prefix is ``tidings:{owner}:{env}``::
+An owner's events in one environment are spread over ``TIDINGS_PARTITIONS`` partitions by
+event key (``partition_of``). Every key of a partition starts with its prefix
+``tidings:{owner|env|p}``, whose hash tag puts them in one slot; a script gets the
+partition's ``meta`` key and builds the others from it::
 
-    {scope}:ev:{key}                 hash   the event: its fields, payload, headers and query as
-                                            raw JSON, state, history, v and processing flags
-    {scope}:ev:{key}:txs             hash   txKey -> state of each of the event's transactions
-    {scope}:ev:{key}:expected        set    txKeys of the handlers subscribed when it was emitted
-    {scope}:tx:{key}|{txKey}         hash   a transaction
-    {scope}:idx|{combo}              zset   event key -> createdAt, for one name filter
-    {scope}:txidx|{state}|{txKey}|{combo}
-                                     zset   the same, for events whose txKey transaction is in
-                                            that state ("any" for all states)
-    {scope}:miss|{txKey}|{combo}     zset   events with no txKey transaction; kept only once a
-                                            query asked for it
-    {scope}:missreg|{combo}          set    the txKeys whose "miss" index is kept for a combo
-    {scope}:missing-kept             set    "{txKey}|{combo}" of every kept "miss" index (at
-                                            most 256 a scope; others are built per query)
-    {scope}:idem:{idempotencyKey}    string the key of the event first stored with this
-                                            idempotency key; expires after its time (at most
-                                            the retention)
+    {part}:meta            hash    seq: the next sequence number; last: the newest createdAt;
+                                   low: the first seq not yet cleaned up; subs: the
+                                   subscriptions version its emits have seen
+    {part}:log:{chunk}     string  22 bytes per seq: createdAt (6, big-endian ms) and the
+                                   event's key (16 bytes)
+    {part}:rec             hash    event key (16 bytes) -> the event with its transactions
+                                   (records.py: header, meta, body)
+    {part}:{list}:{chunk}  string  a sorted list of 2-byte offsets (seq mod CHUNK) of the
+                                   chunk's events, one list per
+        c:{combo}                    name combo (not "*": every seq is in it)
+        a:{txKey}|{combo}            combo, events with a txKey transaction (any state)
+        s:{state}|{txKey}|{fullName} full name (or "*"), events whose txKey transaction is
+                                     in that state
+    {part}:lists           set     every list name above, to delete a chunk's
+    {part}:txnames:{txKey} set     the full names of events with a txKey transaction
+    {part}:outstanding     zset    event key -> when recovery looks next at an event still
+                                   awaiting a subscribed handler
+    {part}:leases          zset    event key + txKey -> lease expiry (ms) of transactions
+                                   workers are running
+    {part}:recovered       zset    the same members -> when recovery handed out one whose
+                                   lease had lapsed (its next claim may take it over)
+    {part}:idem:{key}      string  the key of the event first stored with an idempotency key
 
-A ``combo`` names which parts of the full name a query filters on: ``*`` for none, else
-``p=…``, ``l=…``, ``n=…`` joined by ``|`` in that order. Every event is written to the eight
-combos its own name makes, so each /query reads one sorted set. Names never contain ``|``.
-Every per-event key expires with its event (PEXPIREAT); index members older than the
-retention are trimmed on every write and read.
+A chunk is CHUNK sequence numbers. A ``combo`` names which parts of the full name a query
+filters on: ``*`` for none, else ``p=…``, ``l=…``, ``n=…`` joined by ``|`` in that order.
+Names never contain ``|``.
 """
+
+import zlib
 
 from tidings.work import Scope
 
 ROOT = "tidings"
 SCHEMA = f"{ROOT}:schema"
-SECRETS = f"{ROOT}:secrets"
-WORKERS = f"{ROOT}:workers"
-CONNECTIONS = f"{ROOT}:connections"
+SCOPES = f"{ROOT}:scopes"
+SECRETS = f"{ROOT}:{{secrets}}"
+WORKERS = f"{ROOT}:{{workers}}"
+CONNECTIONS = f"{ROOT}:{{connections}}"
+#: Sequence numbers per chunk of the log and of the lists.
+CHUNK = 65536
+#: Bytes of an event key in Redis (32 hex digits).
+EVENT_KEY_BYTES = 16
 
 
 def secret(digest: str) -> str:
-    return f"{ROOT}:secret:{digest}"
+    return f"{SECRETS}:{digest}"
 
 
 def session(session_id: str) -> str:
@@ -84,24 +92,33 @@ def auth_failures(address: str) -> str:
     return f"{ROOT}:auth-failures:{address}"
 
 
+def environment(env: str) -> str:
+    """The prefix of an environment's subscription keys (one slot)."""
+    return f"{ROOT}:{{env:{env}}}"
+
+
 def subscriptions(env: str, event_name: str) -> str:
-    return f"{ROOT}:subs:{env}:{event_name}"
+    return f"{environment(env)}:subs:{event_name}"
 
 
 def subscribed(env: str) -> str:
-    return f"{ROOT}:subscribed:{env}"
+    return f"{environment(env)}:subscribed"
 
 
 def subscribed_at(env: str) -> str:
-    return f"{ROOT}:subscribed-at:{env}"
+    return f"{environment(env)}:subscribed-at"
+
+
+def subscriptions_version(env: str) -> str:
+    return f"{environment(env)}:subs-version"
 
 
 def worker(name: str) -> str:
-    return f"{ROOT}:worker:{name}"
+    return f"{WORKERS}:{name}"
 
 
 def connection(connection_id: str) -> str:
-    return f"{ROOT}:connection:{connection_id}"
+    return f"{CONNECTIONS}:{connection_id}"
 
 
 def connection_deliveries(connection_id: str) -> str:
@@ -113,55 +130,86 @@ def connection_rejections(connection_id: str) -> str:
 
 
 def metric(name: str) -> str:
-    return f"{ROOT}:metric:{name}"
+    return f"{ROOT}:{{metrics}}:{name}"
 
 
-# Per environment, so that one environment's backlog never hides another's work.
+def scope_member(scope: Scope) -> str:
+    """A scope, as the scopes set names it."""
+    return f"{scope.owner}|{scope.env}"
 
 
-def outstanding(env: str) -> str:
-    return f"{ROOT}:outstanding:{env}"
+# Partitions
 
 
-def leases(env: str) -> str:
-    return f"{ROOT}:leases:{env}"
+def partition_of(key: str, partitions: int) -> int:
+    """The partition of an event key: its last four hex digits are random."""
+    return int(key[-4:], 16) % partitions
 
 
-def recovered(env: str) -> str:
-    return f"{ROOT}:recovered:{env}"
+def idempotency_partition(idempotency_key: str, partitions: int) -> int:
+    return zlib.crc32(idempotency_key.encode()) % partitions
 
 
-def scope_member(owner: str, env: str, key: str) -> str:
-    """An event, as the outstanding sets name it."""
-    return f"{owner}|{env}|{key}"
+def partition(scope: Scope, p: int) -> str:
+    """A partition's prefix, the hash tag of all its keys."""
+    return f"{ROOT}:{{{scope.owner}|{scope.env}|{p}}}"
 
 
-def lease_member(owner: str, env: str, key: str, tx_key: str) -> str:
+def meta(scope: Scope, p: int) -> str:
+    return f"{partition(scope, p)}:meta"
+
+
+def log(scope: Scope, p: int, chunk: int) -> str:
+    return f"{partition(scope, p)}:log:{chunk}"
+
+
+def records(scope: Scope, p: int) -> str:
+    return f"{partition(scope, p)}:rec"
+
+
+def lists(scope: Scope, p: int) -> str:
+    return f"{partition(scope, p)}:lists"
+
+
+def combo_list(combo: str) -> str:
+    return f"c:{combo}"
+
+
+def any_list(tx_key: str, combo: str) -> str:
+    return f"a:{tx_key}|{combo}"
+
+
+def state_list(state: str, tx_key: str, full_name: str) -> str:
+    return f"s:{state}|{tx_key}|{full_name}"
+
+
+def list_chunk(scope: Scope, p: int, list_name: str, chunk: int) -> str:
+    return f"{partition(scope, p)}:{list_name}:{chunk}"
+
+
+def tx_names(scope: Scope, p: int, tx_key: str) -> str:
+    return f"{partition(scope, p)}:txnames:{tx_key}"
+
+
+def outstanding(scope: Scope, p: int) -> str:
+    return f"{partition(scope, p)}:outstanding"
+
+
+def leases(scope: Scope, p: int) -> str:
+    return f"{partition(scope, p)}:leases"
+
+
+def recovered(scope: Scope, p: int) -> str:
+    return f"{partition(scope, p)}:recovered"
+
+
+def idempotency(scope: Scope, p: int, idempotency_key: str) -> str:
+    return f"{partition(scope, p)}:idem:{idempotency_key}"
+
+
+def lease_member(key: str, tx_key: str) -> bytes:
     """A transaction, as the leases and recovered sets name it."""
-    return f"{scope_member(owner, env, key)}|{tx_key}"
-
-
-# Per scope
-
-
-def scope_prefix(scope: Scope) -> str:
-    return f"{ROOT}:{scope.owner}:{scope.env}"
-
-
-def event(scope: Scope, key: str) -> str:
-    return f"{scope_prefix(scope)}:ev:{key}"
-
-
-def event_txs(scope: Scope, key: str) -> str:
-    return f"{event(scope, key)}:txs"
-
-
-def event_expected(scope: Scope, key: str) -> str:
-    return f"{event(scope, key)}:expected"
-
-
-def transaction(scope: Scope, key: str, tx_key: str) -> str:
-    return f"{scope_prefix(scope)}:tx:{key}|{tx_key}"
+    return bytes.fromhex(key) + tx_key.encode()
 
 
 def combo(platform: str | None, label: str | None, event_name: str | None) -> str:
@@ -173,25 +221,11 @@ def combo(platform: str | None, label: str | None, event_name: str | None) -> st
     return "|".join(parts) or "*"
 
 
-def index(scope: Scope, combo: str) -> str:
-    return f"{scope_prefix(scope)}:idx|{combo}"
-
-
-def tx_index(scope: Scope, state: str, tx_key: str, combo: str) -> str:
-    return f"{scope_prefix(scope)}:txidx|{state}|{tx_key}|{combo}"
-
-
-def missing_index(scope: Scope, tx_key: str, combo: str) -> str:
-    return f"{scope_prefix(scope)}:miss|{tx_key}|{combo}"
-
-
-def missing_registry(scope: Scope, combo: str) -> str:
-    return f"{scope_prefix(scope)}:missreg|{combo}"
-
-
-def missing_kept(scope: Scope) -> str:
-    return f"{scope_prefix(scope)}:missing-kept"
-
-
-def idempotency(scope: Scope, idempotency_key: str) -> str:
-    return f"{scope_prefix(scope)}:idem:{idempotency_key}"
+def combos(platform: str, label: str, event_name: str) -> list[str]:
+    """The eight combos an event of this full name is found by."""
+    return [
+        combo(p, lb, n)
+        for p in (None, platform)
+        for lb in (None, label)
+        for n in (None, event_name)
+    ]

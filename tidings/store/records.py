@@ -1,23 +1,47 @@
 """Records as Redis holds them, turned into named models: one place decodes each shape.
 
-Scripts answer as HGETALL does, with flat field/value pairs (``as_pairs`` in records.lua),
-so that every record is read by name.
+An event is one string in its partition's ``rec`` hash (records.lua writes it): a header
+(seq and createdAt, 6 bytes each, and the meta's length, 2), the meta (msgpack, changed by
+the scripts: v, history, expected txKeys, transactions, actors) and the body (msgpack,
+made here by ``event_body`` and never changed: platform, label, eventName, payload,
+headers, query as raw JSON). The event's state and processing flags follow from its
+transactions (as event_state.lua computes them); ids follow from its key; its ttl is the
+retention. Scripts answer with flat field/value pairs (``fields``).
 """
 
+import hashlib
 import json
+import struct
+from dataclasses import dataclass
 from typing import Any
 
+import msgpack
+
 from tidings import models
-from tidings.work import Claim, Emitted, Scope, WorkItem
+from tidings.ids import RECORD_ID_LENGTH
+from tidings.work import Claim, Scope
+
+HEADER = struct.Struct(">6s6sH")
+STATES = ("pending", "processing", "finished", "failed")
+#: Positions in the meta, in a transaction within it, and in a history entry.
+META_V, META_HISTORY, META_EXPECTED, META_TXS, META_ACTORS = range(5)
+TX_STATE, TX_CREATED, TX_ENDED, TX_ATTEMPTS, TX_V, TX_CLAIMS, TX_OUTPUT, TX_HISTORY = range(8)
+H_STATE, H_AT, H_ACTOR, H_REASON = range(4)
+#: An endedAt not set yet.
+NOT_ENDED = -1
 
 
 def dump(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def text(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def fields(flat: list[Any]) -> dict[str, Any]:
     """Field/value pairs, as a hash or a script answers them, by name."""
-    return dict(zip(flat[::2], flat[1::2], strict=True))
+    return {text(name): value for name, value in zip(flat[::2], flat[1::2], strict=True)}
 
 
 def int_or_none(value: str | None) -> int | None:
@@ -34,87 +58,164 @@ def secret_key(record: dict[str, str]) -> models.SecretKey:
     )
 
 
-def event(scope: Scope, f: dict[str, str]) -> models.Event:
+def event_key_bytes(key: str) -> bytes | None:
+    """An event key as Redis holds it (16 bytes), or None if it cannot be one."""
+    if len(key) != 32:
+        return None
+    try:
+        return bytes.fromhex(key)
+    except ValueError:
+        return None
+
+
+def event_body(
+    platform: str, label: str, event_name: str, payload: Any, headers: Any, query: Any
+) -> bytes:
+    packed: bytes = msgpack.packb(
+        [platform, label, event_name, dump(payload), dump(headers), dump(query)]
+    )
+    return packed
+
+
+def derived_id(*parts: str, length: int = RECORD_ID_LENGTH) -> str:
+    """An id that follows from what it names, as stable as the name."""
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class Stored:
+    """An event record as stored, decoded."""
+
+    key: str
+    seq: int
+    created_at: int
+    meta: list[Any]
+    platform: str
+    label: str
+    event_name: str
+    payload: str
+    headers: str
+    query: str
+
+    @property
+    def transactions(self) -> dict[str, list[Any]]:
+        txs = self.meta[META_TXS]
+        return txs if isinstance(txs, dict) else {}  # msgpack from Lua: an empty map is []
+
+    def history(self, entries: list[list[Any]]) -> list[models.HistoryEntry]:
+        actors, out = self.meta[META_ACTORS], []
+        previous = None
+        for entry in entries:
+            state = STATES[entry[H_STATE]]
+            out.append(
+                models.HistoryEntry(
+                    enterState=state,
+                    exitState=previous,
+                    timestamp=self.created_at + entry[H_AT],
+                    updatedBy=actors[entry[H_ACTOR] - 1],
+                    reason=entry[H_REASON] if len(entry) > H_REASON else None,
+                )
+            )
+            previous = state
+        return out
+
+
+def stored(key: str | bytes, blob: bytes) -> Stored:
+    seq, created, meta_length = HEADER.unpack_from(blob)
+    body = msgpack.unpackb(blob[HEADER.size + meta_length :])
+    return Stored(
+        key=key.hex() if isinstance(key, bytes) else key,
+        seq=int.from_bytes(seq),
+        created_at=int.from_bytes(created),
+        meta=msgpack.unpackb(blob[HEADER.size : HEADER.size + meta_length]),
+        platform=body[0],
+        label=body[1],
+        event_name=body[2],
+        payload=body[3],
+        headers=body[4],
+        query=body[5],
+    )
+
+
+def event_id(key: str) -> str:
+    return derived_id("event", key)
+
+
+def event(scope: Scope, s: Stored, ttl_seconds: int) -> models.Event:
+    txs = s.transactions
+    states = [STATES[tx[TX_STATE]] for tx in txs.values()]
+    future = any(
+        tx_key not in txs or STATES[txs[tx_key][TX_STATE]] == "processing"
+        for tx_key in s.meta[META_EXPECTED]
+    )
+    completed = bool(states) and not future and "processing" not in states
+    history = s.history(s.meta[META_HISTORY])
     return models.Event(
-        id=f["_id"],
-        key=f["key"],
-        eventName=f["eventName"],
+        id=event_id(s.key),
+        key=s.key,
+        eventName=s.event_name,
         environment=scope.env,
-        payload=json.loads(f["payload"]),
-        query=json.loads(f["query"]),
-        headers=json.loads(f["headers"]),
-        createdAt=int(f["createdAt"]),
-        state=f["state"],
-        history=json.loads(f["history"]),
-        ttl=int(f["ttl"]),
-        v=int(f["v"]),
-        ownership=models.Ownership(
-            buildableId=scope.owner, userId=scope.owner, clientId=f["label"]
-        ),
+        payload=json.loads(s.payload),
+        query=json.loads(s.query),
+        headers=json.loads(s.headers),
+        createdAt=s.created_at,
+        state=history[-1].enterState,
+        history=history,
+        ttl=ttl_seconds,
+        v=s.meta[META_V],
+        ownership=models.Ownership(buildableId=scope.owner, userId=scope.owner, clientId=s.label),
         processing=models.Processing(
-            hasTransactions=f["hasTransactions"] == "1",
-            totalTransactions=int(f["totalTransactions"]),
-            hasFutureTransactions=f["hasFutureTransactions"] == "1",
-            isCompleted=f["isCompleted"] == "1",
+            hasTransactions=bool(states),
+            totalTransactions=len(states),
+            hasFutureTransactions=future,
+            isCompleted=completed,
         ),
-        platform=f["platform"],
-        label=f["label"],
-        fullName=models.full_event_name(f["platform"], f["label"], f["eventName"]),
+        platform=s.platform,
+        label=s.label,
+        fullName=models.full_event_name(s.platform, s.label, s.event_name),
     )
 
 
-def transaction(f: dict[str, str]) -> models.Transaction:
+def transaction(s: Stored, tx_key: str, ttl_seconds: int) -> models.Transaction:
+    tx = s.transactions[tx_key]
+    created = s.created_at + tx[TX_CREATED]
     return models.Transaction(
-        id=f["_id"],
-        key=f["key"],
-        txn=f["txn"],
-        event=models.EventRef(id=f["eventId"], eventName=f["eventName"]),
-        createdAt=int(f["createdAt"]),
-        ttl=int(f["ttl"]),
-        state=f["state"],
-        history=json.loads(f["history"]),
-        startedAt=int(f["startedAt"]),
-        txKey=f["txKey"],
-        endedAt=int_or_none(f.get("endedAt")),
-        output=json.loads(f["output"]) if "output" in f else None,
-        attempts=int(f["attempts"]),
-        v=int(f["v"]),
+        id=derived_id("transaction", s.key, tx_key),
+        key=s.key,
+        txn=derived_id("txn", s.key, tx_key, length=32),
+        event=models.EventRef(id=event_id(s.key), eventName=s.event_name),
+        createdAt=created,
+        ttl=ttl_seconds,
+        state=STATES[tx[TX_STATE]],
+        history=s.history(tx[TX_HISTORY]),
+        startedAt=created,
+        txKey=tx_key,
+        endedAt=None if tx[TX_ENDED] == NOT_ENDED else s.created_at + tx[TX_ENDED],
+        output=json.loads(tx[TX_OUTPUT]) if tx[TX_OUTPUT] else None,
+        attempts=tx[TX_ATTEMPTS],
+        v=tx[TX_V],
     )
 
 
-def claim(answer: list[Any], token: str) -> Claim | None:
+def transactions(s: Stored, ttl_seconds: int) -> list[models.Transaction]:
+    return [transaction(s, tx_key, ttl_seconds) for tx_key in sorted(s.transactions)]
+
+
+def claim(key: str, answer: list[Any]) -> Claim | None:
     """A claim script's answer as a Claim, or None if it skipped."""
     f = fields(answer)
-    if f["status"] != "ok":
+    if text(f["status"]) != "ok":
         return None
+    body = msgpack.unpackb(f["body"])
     return Claim(
-        token=token,
+        token=text(f["claim"]) if isinstance(f["claim"], bytes) else str(f["claim"]),
         attempt=int(f["attempts"]),
-        payload=json.loads(f["payload"]),
-        headers=json.loads(f["headers"]),
-        query=json.loads(f["query"]),
+        payload=json.loads(body[3]),
+        headers=json.loads(body[4]),
+        query=json.loads(body[5]),
         created_at=int(f["createdAt"]),
-        event_id=f["_id"],
-        event_name=f["eventName"],
-        platform=f["platform"],
-        label=f["label"],
+        event_id=event_id(key),
+        event_name=body[2],
+        platform=body[0],
+        label=body[1],
     )
-
-
-def emitted(event_keys: list[str], stored: list[list[Any]]) -> list[Emitted]:
-    """Events as store_events (events.lua) answers for each: stored with the txKey/queue
-    pairs of its handlers, or a duplicate of the event first stored with its idempotency
-    key."""
-    found = []
-    for key, answer in zip(event_keys, map(fields, stored), strict=True):
-        if answer["duplicateOf"]:
-            found.append(Emitted(answer["duplicateOf"], [], duplicate=True))
-        else:
-            found.append(Emitted(key, list(fields(answer["routes"]).items())))
-    return found
-
-
-def work(answer: list[Any], *, attempt: int = 0) -> tuple[WorkItem, str]:
-    """A work item a script hands out, with its queue."""
-    f = fields(answer)
-    return WorkItem(f["owner"], f["env"], f["key"], f["txKey"], attempt), f["queue"]

@@ -1,46 +1,53 @@
--- uses: keys records transactions event_state
+-- uses: keys records log selection event_state transactions
 -- Re-run failed transactions through the workers. Each goes back to "processing" with its
 -- attempts counted afresh (the old ones stay in its history), leased so that recovery
 -- hands it out again should its message be lost.
--- ARGV: scope, now, actor, lease_ms, then either
---   'one', key, txKey                               one transaction, or
---   'failed', txKey, combo, since, before, limit    the failed txKey ones of a filter
--- Returns status 'ok', rerun (a list of work items, each owner, env, key, txKey, queue)
---       | status 'not_found' | status 'conflict', why
-local scope, now, actor, lease_ms, what = unpack(ARGV, 1, 5)
-local owner, env = owner_env(scope)
+-- KEYS: the partition's meta. ARGV: now, actor, lease_ms, ttl (ms), the eventName the
+--       txKey's handler subscribes to ("" if none), then either
+--   'one', key (16 bytes), txKey                    one transaction, or
+--   'failed', txKey, combo, since, until, limit     the failed txKey ones of a filter
+-- Returns status 'ok', rerun (the keys re-run) | status 'not_found'
+--       | status 'conflict', why
+local now, actor, lease_ms, ttl, subscribed_name, what = unpack(ARGV, 1, 6)
+now = tonumber(now)
+local part = partition_of_meta(KEYS[1])
 
-local function rerun(key, txk)
-  local ev = load_event(scope, key)
-  local tk = transaction_key(scope, key, txk)
-  local state = redis.call('HGET', tk, 'state')
-  if not ev or not state then return nil, 'not_found' end
-  if state ~= 'failed' then return nil, 'it is ' .. state .. ', and only a failed one is re-run' end
-  local spec = redis.call('HGET', subscriptions_key(env, ev.eventName), txk)
-  if not spec then return nil, 'no worker has subscribed a handler ' .. txk .. ' to it' end
-  move_tx(scope, ev, txk, 'failed', 'processing', now, actor, 're-run')
-  redis.call('HSET', tk, 'attempts', 0)
-  redis.call('ZADD', leases_key(env), tonumber(now) + tonumber(lease_ms), lease_member(scope, key, txk))
-  refresh_event(scope, key, actor, now)
-  return as_pairs({owner = owner, env = env, key = key, txKey = txk,
-                   queue = cjson.decode(spec).queue})
+local function rerun(key16, txk)
+  local ev = load_event(part, key16, now - tonumber(ttl))
+  local tx = ev and ev[EV.txs][txk]
+  if not tx then return nil, 'not_found' end
+  if tx_state(tx) ~= 'failed' then
+    return nil, 'it is ' .. tx_state(tx) .. ', and only a failed one is re-run'
+  end
+  local _, _, name = names_of(ev)
+  if name ~= subscribed_name then
+    return nil, 'no worker has subscribed a handler ' .. txk .. ' to it'
+  end
+  local before = event_state(ev)
+  move_tx(part, ev, txk, 'processing', now, actor, 're-run')
+  tx[TX.attempts] = 0
+  refresh_event(part, ev, before, now, actor)
+  save_event(part, ev)
+  redis.call('ZADD', leases_key(part), now + tonumber(lease_ms), lease_member(key16, txk))
+  return key16
 end
 
 local found = {}
 if what == 'one' then
-  local item, why = rerun(ARGV[6], ARGV[7])
-  if not item then
+  local key16, why = rerun(ARGV[7], ARGV[8])
+  if not key16 then
     if why == 'not_found' then return as_pairs({status = 'not_found'}) end
     return as_pairs({status = 'conflict', why = why})
   end
-  found = {item}
+  found = {key16}
 else
-  local txk, c, since, before, limit = unpack(ARGV, 6, 10)
-  local failed = redis.call('ZRANGEBYSCORE', tx_index_key(scope, 'failed', txk, c), since,
-                            '(' .. before, 'LIMIT', 0, limit)
-  for _, key in ipairs(failed) do
-    local item = rerun(key, txk)
-    if item then table.insert(found, item) end
+  local txk, combo, since, before, limit = unpack(ARGV, 7, 11)
+  local lo, hi = seq_range(part, now, tonumber(ttl), tonumber(since), tonumber(before))
+  local sel = selection(part, combo, txk, 'failed')
+  local spans = count_matches(part, sel, lo, hi)
+  for _, seq in ipairs(select_seqs(part, sel, spans, 0, tonumber(limit))) do
+    local _, key16 = log_entry(part, seq)
+    if rerun(key16, txk) then table.insert(found, key16) end
   end
 end
 return as_pairs({status = 'ok', rerun = found})

@@ -13,8 +13,8 @@ import redis.asyncio as aioredis
 from tidings.errors import TidingsError
 from tidings.store import keys
 
-#: The layout this tidings reads and writes.
-SCHEMA_VERSION = 1
+#: The layout this tidings reads and writes (2: partitions, keys.py).
+SCHEMA_VERSION = 2
 #: The layout of tidings data that has no recorded version.
 UNRECORDED_VERSION = 1
 #: Keys a SCAN step looks at while looking for tidings data in a database without a version.

@@ -31,7 +31,8 @@ class SecretKeys(StorePart):
         digest = hash_secret(secret)
         record = key.model_dump(exclude_none=True, exclude={"secret"})
         fields = [part for pair in record.items() for part in pair]
-        if not await self._run("secret_keys.create", f"{owner}/{env}/{name}", digest, *fields):
+        slot = f"{owner}/{env}/{name}"
+        if not await self._run("secret_keys.create", keys.SECRETS, slot, digest, *fields):
             raise Conflict(f"a {env} key named {name!r} already exists for owner {owner!r}")
         return key.model_copy(update={"secret": secret})
 
@@ -63,7 +64,11 @@ class SecretKeys(StorePart):
         return await self._caller(hash_secret(secret))
 
     async def _caller(self, digest: str) -> Caller:
-        record: dict[str, str] = await self.redis.hgetall(keys.secret(digest))
+        return self._caller_of(await self.redis.hgetall(keys.secret(digest)))
+
+    @staticmethod
+    def _caller_of(record: dict[str, str]) -> Caller:
+        """Who holds a secret key, from its record (empty if there is none)."""
         if not record:
             raise Unauthorized(UNKNOWN_SECRET)
         if record.get("revokedAt"):
@@ -71,9 +76,12 @@ class SecretKeys(StorePart):
         return Caller(name=record["name"], env=record["env"], owner=record["owner"])
 
     async def scopes(self) -> list[Scope]:
-        """Every (owner, environment) that has a secret key."""
+        """Every (owner, environment) that has a secret key or events."""
         names: list[str] = await self.redis.hkeys(keys.SECRETS)
-        return sorted({Scope(*name.split("/")[:2]) for name in names}, key=keys.scope_prefix)
+        with_events: set[str] = await self.redis.smembers(keys.SCOPES)
+        found = {Scope(*name.split("/")[:2]) for name in names}
+        found |= {Scope(*member.split("|")) for member in with_events}
+        return sorted(found, key=lambda scope: (scope.owner, scope.env))
 
     async def open_session(self, secret: str | None, *, ttl_seconds: int) -> Session:
         """Sign in with a secret key: a new session, with its own CSRF token."""

@@ -1,24 +1,32 @@
--- uses: keys records event_state
+-- uses: keys records log selection event_state
 -- Subscribe a handler to events emitted before it existed: up to `limit` events of one
--- scope, from `since` on, that match its combo and have no transaction with its txKey.
--- ARGV: scope, txKey, combo, since, offset, limit, now, grace (ms)
+-- partition, from `since` on, that match its combo and have no transaction with its
+-- txKey, looked at from the `offset`-th such event on.
+-- KEYS: the partition's meta. ARGV: txKey, combo, since, offset, limit, now, grace (ms),
+--       ttl (ms)
 -- Returns offset (of the next page, or '' after the last), keys (of the events subscribed)
-local scope, txk, c, since, offset, limit, now, grace = unpack(ARGV, 1, 8)
-local has = tx_index_key(scope, 'any', txk, c)
-local page = redis.call('ZRANGEBYSCORE', index_key(scope, c), since, '+inf', 'LIMIT', offset, limit)
+local txk, combo, since, offset, limit, now, grace, ttl = unpack(ARGV, 1, 8)
+now, offset, limit = tonumber(now), tonumber(offset), tonumber(limit)
+local part = partition_of_meta(KEYS[1])
+local lo, hi = seq_range(part, now, tonumber(ttl), tonumber(since), nil)
+local sel = selection(part, combo, txk, 'does-not-exist')
+local spans = count_matches(part, sel, lo, hi)
+local seqs = select_seqs(part, sel, spans, offset, limit)
 local next_offset = ''
-if #page == tonumber(limit) then next_offset = tonumber(offset) + #page end
+if #seqs == limit then next_offset = offset + #seqs end
 local found = {}
-for _, key in ipairs(page) do
-  local expected = event_expected_key(scope, key)
-  if not redis.call('ZSCORE', has, key) and redis.call('SISMEMBER', expected, txk) == 0
-      and redis.call('EXISTS', event_key(scope, key)) == 1 then
-    redis.call('SADD', expected, txk)
-    redis.call('PEXPIREAT', expected, redis.call('HGET', event_key(scope, key), 'expiresAt'))
-    refresh_event(scope, key, 'backfill', now)
-    redis.call('ZADD', outstanding_key(env_of(scope)), 'NX', tonumber(now) + tonumber(grace),
-               scope_member(scope, key))
-    table.insert(found, key)
+for _, seq in ipairs(seqs) do
+  local _, key16 = log_entry(part, seq)
+  local ev = load_event(part, key16, now - tonumber(ttl))
+  local awaited = false
+  for _, expected in ipairs(ev[EV.expected]) do if expected == txk then awaited = true end end
+  if not awaited then
+    local before = event_state(ev)
+    table.insert(ev[EV.expected], txk)
+    refresh_event(part, ev, before, now, 'backfill')
+    save_event(part, ev)
+    redis.call('ZADD', outstanding_key(part), 'NX', now + tonumber(grace), key16)
+    table.insert(found, key16)
   end
 end
 return as_pairs({offset = next_offset, keys = found})

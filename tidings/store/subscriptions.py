@@ -1,15 +1,29 @@
 """Which handlers subscribe to which events, the past events a new handler catches up on
-(backfill), and recovery: the work that lost its worker or its broker message."""
+(backfill), and recovery: the work that lost its worker or its broker message.
+
+A change of subscriptions counts up the environment's subscriptions version and tells
+every partition of the environment before backfilling: an emit routed by older
+subscriptions is then either refused by its partition (and routed again) or stored before
+the backfill looks at that partition.
+"""
+
+from typing import Any
 
 from tidings import models
 from tidings.clock import now_ms
 from tidings.store import keys, records
+from tidings.store.records import text
 from tidings.store.secret_keys import SecretKeys
 from tidings.work import Scope, WorkItem
 
+#: Events a backfill script looks at, at most.
+BACKFILL_PAGE = 500
+#: Expired events one cleanup script forgets, at most.
+CLEANUP_BUDGET = 2000
+
 
 class Subscriptions(SecretKeys):
-    """Subscriptions, backfill and recovery (backfill walks the scopes of the secret keys)."""
+    """Subscriptions, backfill and recovery (they walk every scope with keys or events)."""
 
     async def subscribe(
         self, subscriptions: list[models.Subscription], environments: list[str]
@@ -38,6 +52,7 @@ class Subscriptions(SecretKeys):
                     pipe.hsetnx(keys.subscribed_at(env), sub.txKey, now)
                 pipe.hgetall(keys.subscribed_at(env))
                 *_, first_seen = await pipe.execute()
+            await self._new_version(env)
             for sub, spec in zip(subscriptions, stored, strict=True):
                 since = sub.since
                 if since is None and spec != sub.model_dump_json():
@@ -57,27 +72,44 @@ class Subscriptions(SecretKeys):
                 items += [(WorkItem(scope.owner, env, k, sub.txKey), sub.queue) for k in keys_]
         return items
 
+    async def _new_version(self, env: str) -> None:
+        """The environment's subscriptions have changed: a new version, which every
+        partition of the environment learns."""
+        version = await self._run(
+            "subscriptions.version", keys.subscriptions_version(env), now_ms()
+        )
+        calls = [
+            [keys.meta(scope, p), version]
+            for scope in await self.scopes()
+            if scope.env == env
+            for p in range(self.partitions)
+        ]
+        if calls:
+            await self._run_many("subscriptions.seen", calls)
+
     async def backfill(
-        self, scope: Scope, sub: models.Subscription, since: int, *, page: int = 500
+        self, scope: Scope, sub: models.Subscription, since: int, *, page: int = BACKFILL_PAGE
     ) -> list[str]:
         """Subscribe a handler to past events with no transaction of its own; their keys."""
         combo = keys.combo(sub.platform, sub.label, sub.eventName)
         found: list[str] = []
-        offset: int | str = 0
-        while offset != "":
-            answer = await self._answer(
-                "subscriptions.backfill",
-                keys.scope_prefix(scope),
-                sub.txKey,
-                combo,
-                since,
-                offset,
-                page,
-                now_ms(),
-                self.grace_ms,
-            )
-            offset = answer["offset"]
-            found += answer["keys"]
+        for p in range(self.partitions):
+            offset: Any = 0
+            while offset != "":
+                answer = await self._answer(
+                    "subscriptions.backfill",
+                    keys.meta(scope, p),
+                    sub.txKey,
+                    combo,
+                    since,
+                    offset,
+                    page,
+                    now_ms(),
+                    self.grace_ms,
+                    self.ttl_ms,
+                )
+                offset = text(answer["offset"])
+                found += [key.hex() for key in answer["keys"]]
         return found
 
     async def unsubscribe(self, tx_key: str, environments: list[str]) -> list[str]:
@@ -93,6 +125,7 @@ class Subscriptions(SecretKeys):
                 pipe.hdel(keys.subscribed(env), tx_key)
                 pipe.hdel(keys.subscribed_at(env), tx_key)
                 await pipe.execute()
+            await self._new_version(env)
             forgotten.append(env)
         return forgotten
 
@@ -128,8 +161,41 @@ class Subscriptions(SecretKeys):
         self, environments: list[str], *, lease_ms: int, limit: int = 1000
     ) -> list[tuple[WorkItem, str]]:
         """Work to hand out again, with its queue: lapsed leases, and subscribed handlers
-        with no transaction on an event older than the grace period."""
-        found = await self._run(
-            "subscriptions.recover", now_ms(), lease_ms, self.grace_ms, limit, *environments
+        with no transaction on an event older than the grace period. It walks every
+        partition of the environments, and forgets there what retention has passed."""
+        now = now_ms()
+        places = [
+            (scope, p)
+            for scope in await self.scopes()
+            if scope.env in environments
+            for p in range(self.partitions)
+        ]
+        if not places:
+            return []
+        metas = [keys.meta(scope, p) for scope, p in places]
+        await self._run_many(
+            "events.cleanup", [[meta, now, self.ttl_ms, CLEANUP_BUDGET] for meta in metas]
         )
-        return [records.work(item) for item in found]
+        answers = await self._run_many(
+            "subscriptions.recover",
+            [[meta, now, lease_ms, self.grace_ms, limit, self.ttl_ms] for meta in metas],
+        )
+        found = [
+            (scope, records.fields(work))
+            for (scope, _), works in zip(places, answers, strict=True)
+            for work in works
+        ]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for scope, work in found:
+                pipe.hget(
+                    keys.subscriptions(scope.env, text(work["eventName"])), text(work["txKey"])
+                )
+            specs = await pipe.execute()
+        return [
+            (
+                WorkItem(scope.owner, scope.env, work["key"].hex(), text(work["txKey"])),
+                models.Subscription.model_validate_json(spec).queue,
+            )
+            for (scope, work), spec in zip(found, specs, strict=True)
+            if spec is not None
+        ]

@@ -1,44 +1,43 @@
--- uses: keys records history transactions event_state
+-- uses: keys records event_state transactions
 -- A worker's claim of a transaction, leased for lease_ms.
--- ARGV: scope, key, txKey, now, actor, _id, txn, lease_ms, attempt, claim token
+-- KEYS: the partition's meta. ARGV: key (16 bytes), txKey, now, actor, lease_ms, attempt,
+--       ttl (ms)
 -- A new transaction is created in "processing". An existing "processing" one is taken
 -- over when its lease has lapsed (its worker died), or when `attempt` names the attempt
 -- that follows its last one (a scheduled retry). Anything else is skipped: an ended
 -- transaction never runs again, and a live lease means another worker has it.
--- Returns status 'ok', attempts, and the event's payload, headers, query, createdAt, _id,
---         eventName, platform, label | status 'skip', why
-local scope, key, txk, now, actor, id, txn, lease_ms, attempt, token = unpack(ARGV, 1, 10)
-local ev = load_event(scope, key)
+-- Every claim gets the next claim number: the token the worker's result must show.
+-- Returns status 'ok', attempts, claim, createdAt, body | status 'skip', why
+local key16, txk, now, actor, lease_ms, attempt, ttl = unpack(ARGV, 1, 7)
+now = tonumber(now)
+local part = partition_of_meta(KEYS[1])
+local ev = load_event(part, key16, now - tonumber(ttl))
 if not ev then return as_pairs({status = 'skip', why = 'gone'}) end
-local tk = transaction_key(scope, key, txk)
-local member = lease_member(scope, key, txk)
-local leases, recovered = leases_key(env_of(scope)), recovered_key(env_of(scope))
-local tx = read_fields(tk, {'state', 'attempts'})
+local member = lease_member(key16, txk)
+local before = event_state(ev)
+local tx = ev[EV.txs][txk]
 if not tx then
-  create_tx(scope, ev, txk, 'processing', now, actor, id, txn)
-  refresh_event(scope, key, actor, now)
-elseif tx.state ~= 'processing' then
-  return as_pairs({status = 'skip', why = tx.state})
+  tx = create_tx(part, ev, txk, 'processing', now, actor)
+  refresh_event(part, ev, before, now, actor)
+elseif tx_state(tx) ~= 'processing' then
+  return as_pairs({status = 'skip', why = tx_state(tx)})
 else
-  local next_attempt = tonumber(tx.attempts) + 1
-  local lease = redis.call('ZSCORE', leases, member)
+  local next_attempt = tx[TX.attempts] + 1
+  local lease = redis.call('ZSCORE', leases_key(part), member)
   local reason
   if tonumber(attempt) == next_attempt then
     reason = 'attempt ' .. next_attempt
-  elseif redis.call('ZSCORE', recovered, member) or (lease and tonumber(lease) < tonumber(now)) then
+  elseif redis.call('ZSCORE', recovered_key(part), member) or (lease and tonumber(lease) < now) then
     reason = 'lease expired: claimed again'
   else
     return as_pairs({status = 'skip', why = 'busy'})
   end
-  append_history(tk, 'processing', 'processing', now, actor, reason)
-  redis.call('HSET', tk, 'attempts', next_attempt)
-  redis.call('HINCRBY', tk, 'v', 1)
+  move_tx(part, ev, txk, 'processing', now, actor, reason)
+  tx[TX.attempts] = next_attempt
 end
-redis.call('HSET', tk, 'claim', token)  -- what this worker's transact must show
-redis.call('ZREM', recovered, member)
-redis.call('ZADD', leases, tonumber(now) + tonumber(lease_ms), member)
-local claimed = read_fields(event_key(scope, key), {'payload', 'headers', 'query', 'createdAt',
-                                                    '_id', 'eventName', 'platform', 'label'})
-claimed.status = 'ok'
-claimed.attempts = redis.call('HGET', tk, 'attempts')
-return as_pairs(claimed)
+tx[TX.claims] = tx[TX.claims] + 1
+save_event(part, ev)
+redis.call('ZREM', recovered_key(part), member)
+redis.call('ZADD', leases_key(part), now + tonumber(lease_ms), member)
+return as_pairs({status = 'ok', attempts = tx[TX.attempts], claim = tx[TX.claims],
+                 createdAt = ev.created, body = ev.body})

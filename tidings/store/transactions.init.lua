@@ -1,14 +1,15 @@
--- uses: keys records transactions event_state
--- Claim a transaction: create (key, txKey) in state "processing".
--- ARGV: scope, key, txKey, now, actor, _id, txn
--- Returns status 'ok', transaction (its field/value pairs) | status 'not_found'
+-- uses: keys records event_state transactions
+-- Claim a transaction for good: create (key, txKey) in state "processing".
+-- KEYS: the partition's meta. ARGV: key (16 bytes), txKey, now, actor, ttl (ms)
+-- Returns status 'ok', record (the event's, with the transaction) | status 'not_found'
 --       | status 'conflict', state
-local scope, key, txk, now, actor, id, txn = unpack(ARGV, 1, 7)
-local ev = load_event(scope, key)
+local key16, txk, now, actor, ttl = unpack(ARGV, 1, 5)
+now = tonumber(now)
+local part = partition_of_meta(KEYS[1])
+local ev = load_event(part, key16, now - tonumber(ttl))
 if not ev then return as_pairs({status = 'not_found'}) end
-local tk = transaction_key(scope, key, txk)
-local state = redis.call('HGET', tk, 'state')
-if state then return as_pairs({status = 'conflict', state = state}) end
-create_tx(scope, ev, txk, 'processing', now, actor, id, txn)
-refresh_event(scope, key, actor, now)
-return as_pairs({status = 'ok', transaction = redis.call('HGETALL', tk)})
+if ev[EV.txs][txk] then return as_pairs({status = 'conflict', state = tx_state(ev[EV.txs][txk])}) end
+local before = event_state(ev)
+create_tx(part, ev, txk, 'processing', now, actor)
+refresh_event(part, ev, before, now, actor)
+return as_pairs({status = 'ok', record = save_event(part, ev)})

@@ -1,47 +1,54 @@
--- uses: keys records history indexes
--- A transaction's record, created and moved between states by the transaction scripts
--- (and re-runs). Times are epoch milliseconds passed in by the caller, so that scripts
--- stay deterministic.
+-- uses: keys lists records
+-- A transaction lives in its event's meta (TX positions); the lists of the partition say
+-- which events have a transaction of a txKey (any state, per combo) and in which state
+-- (per full name, and "*"). Times are epoch milliseconds passed in by the caller.
 
-local EVENT_FIELDS = {'createdAt', 'expiresAt', 'platform', 'label', 'eventName', 'key', '_id',
-                      'ttl'}
+local function tx_lists_add(part, ev, txk, state)
+  local chunk, off = chunk_of(ev.seq)
+  local platform, label, name = names_of(ev)
+  local full = full_name(platform, label, name)
+  for _, combo in ipairs(combos(platform, label, name)) do
+    list_add(part, any_list(txk, combo), chunk, off)
+  end
+  list_add(part, state_list(state, txk, full), chunk, off)
+  list_add(part, state_list(state, txk, '*'), chunk, off)
+  redis.call('SADD', tx_names_key(part, txk), full)
+end
 
--- The fields of an event that transactions need, by name, or nil if it does not exist.
-local function load_event(scope, key) return read_fields(event_key(scope, key), EVENT_FIELDS) end
+local function tx_lists_move(part, ev, txk, old_state, new_state)
+  local chunk, off = chunk_of(ev.seq)
+  local full = full_name(names_of(ev))
+  for _, name in ipairs({full, '*'}) do
+    list_remove(part, state_list(old_state, txk, name), chunk, off)
+    list_add(part, state_list(new_state, txk, name), chunk, off)
+  end
+end
 
--- Write a new transaction in `state`.
-local function create_tx(scope, ev, txk, state, now, actor, id, txn)
-  local tk = transaction_key(scope, ev.key, txk)
-  local ended = ''
-  if state ~= 'processing' then ended = now end
-  redis.call('HSET', tk, '_id', id, 'key', ev.key, 'txn', txn, 'txKey', txk,
-             'eventId', ev._id, 'eventName', ev.eventName, 'createdAt', now, 'ttl', ev.ttl,
-             'state', state, 'startedAt', now, 'endedAt', ended, 'v', 1, 'attempts', 1,
-             'history', cjson.encode({history_entry(state, nil, now, actor)}))
-  redis.call('PEXPIREAT', tk, ev.expiresAt)
-  local txs = event_txs_key(scope, ev.key)
-  redis.call('HSET', txs, txk, state)
-  redis.call('PEXPIREAT', txs, ev.expiresAt)
-  index_transaction(scope, ev, txk, nil, state, now)
+-- A new transaction in `state`.
+local function create_tx(part, ev, txk, state, now, actor)
+  local ended = -1
+  if state ~= 'processing' then ended = now - ev.created end
+  local tx = {STATE_CODE[state], now - ev.created, ended, 1, 1, 0, '', {}}
+  history_add(ev, tx[TX.history], state, now, actor)
+  ev[EV.txs][txk] = tx
+  tx_lists_add(part, ev, txk, state)
+  return tx
+end
+
+-- An existing transaction enters `state` (perhaps the one it is in: a new attempt).
+local function move_tx(part, ev, txk, state, now, actor, reason)
+  local tx = ev[EV.txs][txk]
+  local old = tx_state(tx)
+  tx[TX.state] = STATE_CODE[state]
+  if state == 'processing' then tx[TX.ended] = -1 else tx[TX.ended] = now - ev.created end
+  tx[TX.v] = tx[TX.v] + 1
+  history_add(ev, tx[TX.history], state, now, actor, reason)
+  if old ~= state then tx_lists_move(part, ev, txk, old, state) end
+  return tx
 end
 
 -- A transaction has ended: no lease to renew or to recover.
-local function release_lease(scope, key, txk)
-  local member = lease_member(scope, key, txk)
-  redis.call('ZREM', leases_key(env_of(scope)), member)
-  redis.call('ZREM', recovered_key(env_of(scope)), member)
-end
-
--- Change an existing transaction's state.
-local function move_tx(scope, ev, txk, old_state, state, now, actor, reason)
-  local tk = transaction_key(scope, ev.key, txk)
-  local ended = ''
-  if state ~= 'processing' then ended = now end
-  redis.call('HSET', tk, 'state', state, 'endedAt', ended)
-  append_history(tk, state, old_state, now, actor, reason)
-  redis.call('HINCRBY', tk, 'v', 1)
-  redis.call('HSET', event_txs_key(scope, ev.key), txk, state)
-  if old_state ~= state then
-    index_transaction(scope, ev, txk, old_state, state, now)
-  end
+local function release_lease(part, key16, txk)
+  redis.call('ZREM', leases_key(part), lease_member(key16, txk))
+  redis.call('ZREM', recovered_key(part), lease_member(key16, txk))
 end

@@ -1,7 +1,8 @@
 """Transactions: a handler's run on an event, from its claim to its result.
 
 Over HTTP (/init, /transact, /update) and for workers: a leased claim, its renewal, a
-retry's wait, and the result stored with the events its handler emitted.
+retry's wait, and the result stored with the events its handler emitted (whose keys are in
+the event's partition: ``ids.new_event_key(beside=...)``).
 """
 
 from typing import Any
@@ -9,81 +10,84 @@ from typing import Any
 from tidings import models
 from tidings.clock import now_ms
 from tidings.errors import Conflict, NotFound
-from tidings.ids import new_id, new_record_id
 from tidings.store import keys, records
-from tidings.store.connection import StorePart
-from tidings.store.events import event_args
-from tidings.store.records import dump
+from tidings.store.events import Events, event_args
+from tidings.store.records import dump, text
 from tidings.work import Claim, Emitted, Result, Scope, WorkItem
 
 
-class Transactions(StorePart):
+class Transactions(Events):
     """Claims, leases and results of transactions."""
+
+    def _where(self, scope: Scope, key: str) -> tuple[str, bytes] | None:
+        """The meta key of an event's partition and the event's key in Redis."""
+        key16 = records.event_key_bytes(key)
+        if key16 is None:
+            return None
+        return keys.meta(scope, keys.partition_of(key, self.partitions)), key16
 
     async def init(self, scope: Scope, key: str, tx_key: str, *, actor: str) -> models.Transaction:
         """Claim (key, tx_key) for good: a Conflict if it exists already."""
-        answer = await self._answer(
-            "transactions.init",
-            keys.scope_prefix(scope),
-            key,
-            tx_key,
-            now_ms(),
-            actor,
-            new_record_id(),
-            new_id(),
+        where = self._where(scope, key)
+        answer = where and await self._answer(
+            "transactions.init", *where, tx_key, now_ms(), actor, self.ttl_ms
         )
-        if answer["status"] == "not_found":
+        if not answer or text(answer["status"]) == "not_found":
             raise NotFound(f"no event with key {key!r}")
-        if answer["status"] == "conflict":
+        if text(answer["status"]) == "conflict":
             raise Conflict(
-                f"transaction {tx_key!r} on event {key!r} exists already ({answer['state']})"
+                f"transaction {tx_key!r} on event {key!r} exists already ({text(answer['state'])})"
             )
-        return records.transaction(records.fields(answer["transaction"]))
+        return self._transaction(key, tx_key, answer)
+
+    def _transaction(self, key: str, tx_key: str, answer: dict[str, Any]) -> models.Transaction:
+        stored = records.stored(key, answer["record"])
+        return records.transaction(stored, tx_key, self.ttl_seconds)
 
     async def transact(
         self, scope: Scope, key: str, tx_key: str, state: str, output: Any, *, actor: str
     ) -> models.Transaction:
-        answer = await self._answer(
+        where = self._where(scope, key)
+        answer = where and await self._answer(
             "transactions.transact",
-            keys.scope_prefix(scope),
-            key,
+            *where,
             tx_key,
             state,
             dump(output),
             now_ms(),
             actor,
+            self.ttl_ms,
         )
-        if answer["status"] == "not_found":
+        if not answer or text(answer["status"]) == "not_found":
             raise NotFound(f"no transaction {tx_key!r} on event {key!r}: claim it with /init first")
-        if answer["status"] == "conflict":
+        if text(answer["status"]) == "conflict":
             raise Conflict(
-                f"transaction {tx_key!r} on event {key!r} has already ended ({answer['why']})"
+                f"transaction {tx_key!r} on event {key!r} has already ended ({text(answer['why'])})"
             )
-        return records.transaction(records.fields(answer["transaction"]))
+        return self._transaction(key, tx_key, answer)
 
     async def update(
         self, scope: Scope, key: str, event_name: str, tx_key: str, state: str, *, actor: str
     ) -> models.Event:
-        answer = await self._answer(
+        where = self._where(scope, key)
+        answer = where and await self._answer(
             "transactions.update",
-            keys.scope_prefix(scope),
-            key,
+            *where,
             event_name,
             tx_key,
             state,
             now_ms(),
             actor,
-            new_record_id(),
-            new_id(),
+            self.ttl_ms,
         )
-        if answer["status"] == "not_found":
+        if not answer or text(answer["status"]) == "not_found":
             what = (
                 "no event with key"
-                if answer["what"] == "event"
+                if not answer or text(answer["what"]) == "event"
                 else f"no {event_name!r} event with key"
             )
             raise NotFound(f"{what} {key!r}")
-        return records.event(scope, records.fields(answer["event"]))
+        return records.event(scope, records.stored(key, answer["record"]), self.ttl_seconds)
 
     async def claim(self, item: WorkItem, *, actor: str, lease_ms: int) -> Claim | None:
         """A worker's leased claim; None when the transaction is not this worker's to run."""
@@ -94,24 +98,16 @@ class Transactions(StorePart):
         self, items: list[WorkItem], *, actor: str, lease_ms: int
     ) -> list[Claim | None]:
         """``claim`` for several transactions, in one round trip."""
-        tokens = [new_id() for _ in items]
+        claimable = [(i, self._where(item.scope, item.key)) for i, item in enumerate(items)]
         calls = [
-            [
-                keys.scope_prefix(item.scope),
-                item.key,
-                item.tx_key,
-                now_ms(),
-                actor,
-                new_record_id(),
-                new_id(),
-                lease_ms,
-                item.attempt,
-                token,
-            ]
-            for item, token in zip(items, tokens, strict=True)
+            [*where, items[i].tx_key, now_ms(), actor, lease_ms, items[i].attempt, self.ttl_ms]
+            for i, where in claimable
+            if where
         ]
-        answers = await self._run_many("transactions.claim", calls)
-        return [records.claim(answer, token) for answer, token in zip(answers, tokens, strict=True)]
+        answers = iter(await self._run_many("transactions.claim", calls) if calls else [])
+        return [
+            records.claim(items[i].key, next(answers)) if where else None for i, where in claimable
+        ]
 
     async def extend_leases(self, items: list[WorkItem], lease_ms: int) -> None:
         """Renew the leases of transactions still running (none that has ended since)."""
@@ -119,14 +115,15 @@ class Transactions(StorePart):
             until = now_ms() + lease_ms
             async with self.redis.pipeline(transaction=False) as pipe:
                 for i in items:
-                    member = keys.lease_member(i.owner, i.env, i.key, i.tx_key)
-                    pipe.zadd(keys.leases(i.env), {member: until}, xx=True)
+                    p = keys.partition_of(i.key, self.partitions)
+                    member = keys.lease_member(i.key, i.tx_key)
+                    pipe.zadd(keys.leases(i.scope, p), {member: until}, xx=True)
                 await pipe.execute()
 
     async def finish(
         self,
         item: WorkItem,
-        claim: "Claim",
+        claim: Claim,
         state: str,
         output: Any,
         *,
@@ -138,50 +135,82 @@ class Transactions(StorePart):
         [emitted] = await self.finish_many([Result(item, claim, state, output, follow_ups)], actor)
         return emitted
 
-    async def finish_many(self, results: list["Result"], actor: str) -> list[list[Emitted] | None]:
-        """``finish`` for several results, in one round trip."""
-        calls = []
-        for r in results:
-            event_keys = [key for key, _ in r.follow_ups]
-            requests = [request for _, request in r.follow_ups]
-            calls.append(
-                [
-                    keys.scope_prefix(r.item.scope),
-                    r.item.key,
+    async def finish_many(self, results: list[Result], actor: str) -> list[list[Emitted] | None]:
+        """``finish`` for several results, in one round trip (and one more for those whose
+        follow-ups met newer subscriptions)."""
+        emitted: list[list[Emitted] | None] = [None] * len(results)
+        pending = list(range(len(results)))
+        while pending:
+            calls, routes_of = [], {}
+            for i in pending:
+                r = results[i]
+                scope, where = r.item.scope, self._where(r.item.scope, r.item.key)
+                assert where is not None, r.item.key
+                for key, _ in r.follow_ups:
+                    if keys.partition_of(key, self.partitions) != keys.partition_of(
+                        r.item.key, self.partitions
+                    ):
+                        raise ValueError(f"follow-up {key} is not in the partition of {r.item.key}")
+                if r.follow_ups:
+                    await self._register(scope)
+                routing = await self._routing_for(
+                    scope.env, {e.event for _, e in r.follow_ups}, None
+                )
+                label = r.claim.label
+                routes = [
+                    self._routes(routing, scope, models.CUSTOM_PLATFORM, label, e.event)
+                    for _, e in r.follow_ups
+                ]
+                routes_of[i] = routes
+                args: list[Any] = [
+                    *where,
                     r.item.tx_key,
                     r.state,
                     dump(r.output),
                     now_ms(),
                     actor,
+                    self.ttl_ms,
                     r.claim.token,
-                    r.claim.label,
-                    self.ttl_seconds,
                     self.grace_ms,
-                    *event_args(event_keys, requests),
+                    routing.version,
                 ]
-            )
-        answers = await self._run_many("transactions.transact", calls)
-        return [
-            records.emitted([key for key, _ in r.follow_ups], answer["stored"])
-            if answer["status"] == "ok"
-            else None
-            for r, answer in zip(results, map(records.fields, answers), strict=True)
-        ]
+                for (key, event), route in zip(r.follow_ups, routes, strict=True):
+                    args += event_args(key, event, models.CUSTOM_PLATFORM, label, route)
+                calls.append(args)
+            answers = [
+                records.fields(a) for a in await self._run_many("transactions.transact", calls)
+            ]
+            stale = []
+            for i, answer in zip(pending, answers, strict=True):
+                status = text(answer["status"])
+                if status == "ok":
+                    follow_ups = results[i].follow_ups
+                    emitted[i] = [
+                        Emitted(key, route)
+                        for (key, _), route in zip(follow_ups, routes_of[i], strict=True)
+                    ]
+                elif status == "stale":
+                    stale.append(i)
+                    self._routing.pop(results[i].item.env, None)
+            pending = stale
+        return emitted
 
     async def retry_later(
-        self, item: WorkItem, claim: "Claim", *, actor: str, reason: str, lease_until: int
+        self, item: WorkItem, claim: Claim, *, actor: str, reason: str, lease_until: int
     ) -> bool:
         """Record a failed attempt and hold the lease until its retry is due."""
+        where = self._where(item.scope, item.key)
         return bool(
-            await self._run(
+            where
+            and await self._run(
                 "transactions.retry_later",
-                keys.scope_prefix(item.scope),
-                item.key,
+                *where,
                 item.tx_key,
                 now_ms(),
                 actor,
                 reason,
                 lease_until,
                 claim.token,
+                self.ttl_ms,
             )
         )

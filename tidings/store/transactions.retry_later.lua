@@ -1,13 +1,16 @@
--- uses: keys records history
+-- uses: keys records transactions
 -- Record a failed attempt that will be retried; the lease covers the wait, so that
 -- recovery takes the transaction over only if the retry never comes.
--- ARGV: scope, key, txKey, now, actor, reason, lease_until, claim token
+-- KEYS: the partition's meta. ARGV: key (16 bytes), txKey, now, actor, reason,
+--       lease_until, claim number, ttl (ms)
 -- Returns 1, or 0 if the transaction is no longer this claim's to retry.
-local scope, key, txk, now, actor, reason, lease_until, token = unpack(ARGV, 1, 8)
-local tk = transaction_key(scope, key, txk)
-local tx = read_fields(tk, {'state', 'claim'})
-if not tx or tx.state ~= 'processing' or tx.claim ~= token then return 0 end
-append_history(tk, 'processing', 'processing', now, actor, reason)
-redis.call('HINCRBY', tk, 'v', 1)
-redis.call('ZADD', leases_key(env_of(scope)), lease_until, lease_member(scope, key, txk))
+local key16, txk, now, actor, reason, lease_until, claim, ttl = unpack(ARGV, 1, 8)
+now = tonumber(now)
+local part = partition_of_meta(KEYS[1])
+local ev = load_event(part, key16, now - tonumber(ttl))
+local tx = ev and ev[EV.txs][txk]
+if not tx or tx_state(tx) ~= 'processing' or tx[TX.claims] ~= tonumber(claim) then return 0 end
+move_tx(part, ev, txk, 'processing', now, actor, reason)
+save_event(part, ev)
+redis.call('ZADD', leases_key(part), lease_until, lease_member(key16, txk))
 return 1

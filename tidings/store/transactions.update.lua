@@ -1,21 +1,24 @@
--- uses: keys records transactions event_state
+-- uses: keys records event_state transactions
 -- Set a transaction's state directly, creating it if needed.
--- ARGV: scope, key, eventName, txKey, state, now, actor, _id, txn
+-- KEYS: the partition's meta. ARGV: key (16 bytes), eventName, txKey, state, now, actor,
+--       ttl (ms)
 -- eventName must be the event's name or its full name.
--- Returns status 'ok', event (its field/value pairs) | status 'not_found', what ('event' or
---         'eventName')
-local scope, key, name, txk, state, now, actor, id, txn = unpack(ARGV, 1, 9)
-local ev = load_event(scope, key)
+-- Returns status 'ok', record | status 'not_found', what ('event' or 'eventName')
+local key16, name, txk, state, now, actor, ttl = unpack(ARGV, 1, 7)
+now = tonumber(now)
+local part = partition_of_meta(KEYS[1])
+local ev = load_event(part, key16, now - tonumber(ttl))
 if not ev then return as_pairs({status = 'not_found', what = 'event'}) end
-if name ~= ev.eventName and name ~= ev.platform .. '.' .. ev.label .. '.' .. ev.eventName then
+local platform, label, event_name = names_of(ev)
+if name ~= event_name and name ~= full_name(platform, label, event_name) then
   return as_pairs({status = 'not_found', what = 'eventName'})
 end
-local old = redis.call('HGET', transaction_key(scope, key, txk), 'state')
-if old then
-  move_tx(scope, ev, txk, old, state, now, actor)
+local before = event_state(ev)
+if ev[EV.txs][txk] then
+  move_tx(part, ev, txk, state, now, actor)
 else
-  create_tx(scope, ev, txk, state, now, actor, id, txn)
+  create_tx(part, ev, txk, state, now, actor)
 end
-if state ~= 'processing' then release_lease(scope, key, txk) end
-refresh_event(scope, key, actor, now)
-return as_pairs({status = 'ok', event = redis.call('HGETALL', event_key(scope, key))})
+if state ~= 'processing' then release_lease(part, key16, txk) end
+refresh_event(part, ev, before, now, actor)
+return as_pairs({status = 'ok', record = save_event(part, ev)})

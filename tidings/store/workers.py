@@ -59,13 +59,20 @@ class Workers(Events, Subscriptions):
         subscribed_at: int,
         workers: list[models.WorkerBeat],
     ) -> models.HandlerView:
-        combo = keys.combo(sub.platform, sub.label, sub.eventName)
         now = now_ms()
-        cutoff = now - self.ttl_seconds * 1000
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for state in ("processing", "finished", "failed"):
-                pipe.zcount(keys.tx_index(scope, state, sub.txKey, combo), cutoff, "+inf")
-            processing, finished, failed = await pipe.execute()
+        processing, finished, failed = [
+            await self.count(
+                scope,
+                models.QueryRequest(
+                    eventName=sub.eventName,
+                    platform=sub.platform,
+                    label=sub.label,
+                    txKey=sub.txKey,
+                    txState=state,
+                ),
+            )
+            for state in ("processing", "finished", "failed")
+        ]
         waiting = await self.waiting(scope, sub, subscribed_at)
         running = [w for w in workers if w.runs(sub.txKey, scope.env, scope.owner)]
         live = [models.WorkerSeen(name=w.name, lastSeen=w.lastSeen) for w in running if w.live(now)]
