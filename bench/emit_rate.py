@@ -39,14 +39,12 @@ import time
 from typing import Any
 
 import redis
-from harness import Harness, cpu_seconds
+from harness import Harness, cpu_seconds, stored_events
 
 from tidings import models
-from tidings.store import Store, keys
-from tidings.work import Scope
+from tidings.store import Store
 
 QUEUE = "tidings.test"  # the Celery queue of the subscribed handler, in the test environment
-EVENTS = keys.index(Scope("default", "test"), "*")
 BODY = '{"event": "bench.noop", "payload": {"user": "ada@example.com", "plan": "pro", "seats": 3}}'
 UVICORN = [sys.executable, "-m", "uvicorn", "bare_app:app", "--app-dir", "bench"]
 SERVERS: dict[str, tuple[list[str], dict[str, str]]] = {
@@ -98,7 +96,7 @@ def redis_cpu(rdb: redis.Redis) -> float:
 def settle(rdb: redis.Redis) -> int:
     """Wait for the requests still in flight when wrk stopped; answers the events stored."""
     last = -1
-    while (stored := int(rdb.zcard(EVENTS))) != last:
+    while (stored := stored_events(rdb)) != last:
         last = stored
         time.sleep(0.3)
     return stored

@@ -69,14 +69,12 @@ from typing import Any
 import httpx
 import redis
 import timeline
-from harness import WORKER_ARGS, Harness, cpu_seconds, cpu_split, wait_until
+from harness import WORKER_ARGS, Harness, cpu_seconds, cpu_split, finished, wait_until
 from http_load import HttpClient, open_loop
 
 from tidings.store import keys
-from tidings.work import Scope
 
 CELERY = [sys.executable, "-m", "celery"]
-FINISHED_NOOP = keys.tx_index(Scope("default", "test"), "finished", "noop", "*")
 SECRET_HEADER = "X-Buildable-Secret"
 WARM_UP = 200
 NUDGES = 20
@@ -185,7 +183,7 @@ class Bench:
         return {"rate": n / wall, "wall": wall, "send": sent - started, "cpu": used}
 
     def tidings(self, n: int) -> dict[str, Any]:
-        target = self.rdb.zcard(FINISHED_NOOP) + n
+        target = finished(self.rdb, "noop") + n
         events = [{"event": "bench.noop", "payload": {"i": i}} for i in range(n)]
 
         def send() -> None:
@@ -193,7 +191,7 @@ class Bench:
                 batch = {"events": events[i : i + 1000]}
                 self.http.post("/emit/batch", json=batch).raise_for_status()
 
-        return self.timed(self.workers[0], send, lambda: self.rdb.zcard(FINISHED_NOOP) >= target, n)
+        return self.timed(self.workers[0], send, lambda: finished(self.rdb, "noop") >= target, n)
 
     def celery(self, task: Any, n: int) -> dict[str, Any]:
         self.rdb.delete(self.plain.DONE_KEY)

@@ -15,8 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import redis
 
 from tidings.redis_server import EmbeddedRedis, free_port
+from tidings.store import keys
+from tidings.work import Scope
+
+#: The scope the benchmarks emit in.
+SCOPE = Scope("default", "test")
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -32,6 +38,22 @@ def wait_until(check: Callable[[], object], timeout: float, what: str, every: fl
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {what}")
         time.sleep(every)
+
+
+def stored_events(rdb: redis.Redis, scope: Scope = SCOPE) -> int:
+    """The events stored in a scope (of one partition, the default)."""
+    return int(rdb.hlen(keys.records(scope, 0)))
+
+
+def finished(rdb: redis.Redis, tx_key: str, scope: Scope = SCOPE) -> int:
+    """The finished transactions of a txKey in a scope (of one partition): the length of
+    its list of finished ones, chunk by chunk."""
+    chunks = int(rdb.hget(keys.meta(scope, 0), "seq") or 0) // keys.CHUNK + 1
+    name = keys.state_list("finished", tx_key, "*")
+    with rdb.pipeline(transaction=False) as pipe:
+        for chunk in range(chunks):
+            pipe.strlen(keys.list_chunk(scope, 0, name, chunk))
+        return sum(pipe.execute()) // 2
 
 
 class Harness:

@@ -6,13 +6,13 @@ filters differ in selectivity), and gives events a transaction on one txKey thro
 ``Store.init``/``Store.transact``: 50% finished, 5% failed, 2% processing, the rest none.
 It prints the fill rates.
 
-Then, per query case and size, it times the very first call (``1st``: the first
-``txState: does-not-exist`` query of a filter builds its index, in O(N)) and then the
-steady state at three levels, the six series (3 levels x 2 sizes) taking turns call by
+Then, per query case and size, it times the very first call (``1st``: before store v2,
+the first ``txState: does-not-exist`` query of a filter built an index, in O(N)) and then
+the steady state at three levels, the six series (3 levels x 2 sizes) taking turns call by
 call so that noise from the machine hits them alike, 200 calls each (median, p95):
 
-``base``   plain Redis doing the least one page needs: ZRANGE by rank of the sorted set the
-           case reads, then one pipeline of HGETALL for the page's event hashes;
+``base``   plain Redis doing the least one page needs: one HMGET of the page's records,
+           their keys known beforehand;
 ``store``  ``Store.query``: the query script, then parsing the rows into models;
 ``http``   POST /query through the real FastAPI app in-process (httpx ASGITransport):
            authentication, validation, the store and JSON serialisation.
@@ -43,6 +43,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from redis.client import NEVER_DECODE
 
 from tidings import models
 from tidings.api import SECRET_HEADER, create_app
@@ -144,27 +145,11 @@ def cases(n: int, since: int) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-def index_key(scope: Scope, q: models.QueryRequest) -> str:
-    """The sorted set Store.query reads for q (mirrors Store.query)."""
-    combo = keys.combo(q.platform, q.label, q.eventName)
-    if q.txKey is None:
-        return keys.index(scope, combo)
-    if q.txState == "does-not-exist":
-        return keys.missing_index(scope, q.txKey, combo)
-    return keys.tx_index(scope, q.txState or "any", q.txKey, combo)
-
-
-async def baseline(store: Store, scope: Scope, q: models.QueryRequest) -> None:
-    """The least plain Redis can do for q's page: one ZRANGE, one pipeline of HGETALL."""
-    r, index, offset = store.redis, index_key(scope, q), (q.page - 1) * q.pageSize
-    if q.since is None:
-        members = await r.zrange(index, offset, offset + q.pageSize - 1)
-    else:
-        members = await r.zrangebyscore(index, q.since, "+inf", offset, q.pageSize)
-    async with r.pipeline(transaction=False) as pipe:
-        for member in members:
-            pipe.hgetall(keys.event(scope, member))
-        await pipe.execute()
+async def baseline(store: Store, scope: Scope, page: list[bytes]) -> None:
+    """The least plain Redis can do for a page: one HMGET of its records."""
+    if page:
+        records = keys.records(scope, 0)
+        await store.redis.execute_command("HMGET", records, *page, **{NEVER_DECODE: True})
 
 
 async def post_query(client: httpx.AsyncClient, secret: str, body: dict[str, Any]) -> None:
@@ -227,7 +212,8 @@ async def measure(
                 scope, body = scope_of(n), per_size[n][i][1]
                 queries[n] = q = models.QueryRequest(**body)
                 results[n][name] = await first_call(store, scope, q)
-                calls[n, "base"] = partial(baseline, store, scope, q)
+                page = [bytes.fromhex(row.key) for row in (await store.query(scope, q)).rows]
+                calls[n, "base"] = partial(baseline, store, scope, page)
                 calls[n, "store"] = partial(store.query, scope, q)
                 calls[n, "http"] = partial(post_query, client, secrets[n], body)
             for (n, level), times in (await interleaved(calls, reps)).items():

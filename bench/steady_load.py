@@ -32,15 +32,12 @@ import time
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
-from harness import WORKER_ARGS, Harness, cpu_seconds, cpu_split, wait_until
+from harness import WORKER_ARGS, Harness, cpu_seconds, cpu_split, finished, wait_until
 from http_load import HttpClient, open_loop
 
 from tidings.store import keys
-from tidings.work import Scope
 
 SECRET_HEADER = "X-Buildable-Secret"
-FINISHED_WORK = keys.tx_index(Scope("default", "test"), "finished", "work", "*")
 #: How many keep-alive connections the load generator may have open at once.
 CONNECTIONS = 32
 #: The worker's counts of messages and rows received (bench/bench_handlers.py).
@@ -65,7 +62,7 @@ def cpu(api: int, worker: int, rdb: redis.Redis) -> dict[str, float]:
 
 
 async def measure(url: str, port: int, secret: str, args: argparse.Namespace) -> dict[str, Any]:
-    rdb = aioredis.Redis.from_url(url)
+    rdb = redis.Redis.from_url(url)
     client = HttpClient(port, {SECRET_HEADER: secret}, connections=CONNECTIONS)
     samples: list[int] = []
     answered = 0
@@ -79,7 +76,7 @@ async def measure(url: str, port: int, secret: str, args: argparse.Namespace) ->
     async def sample() -> None:
         while True:
             await asyncio.sleep(1)
-            samples.append(answered - await rdb.zcard(FINISHED_WORK))
+            samples.append(answered - finished(rdb, "work"))
 
     sampler = asyncio.create_task(sample())
     started = time.monotonic()
@@ -89,13 +86,13 @@ async def measure(url: str, port: int, secret: str, args: argparse.Namespace) ->
         sampler.cancel()
         client.close()
     loaded = time.monotonic() - started
-    finished_in_load = await rdb.zcard(FINISHED_WORK)
-    while await rdb.zcard(FINISHED_WORK) < answered:
+    finished_in_load = finished(rdb, "work")
+    while finished(rdb, "work") < answered:
         if time.monotonic() - started - loaded > DRAIN_TIMEOUT:
             raise RuntimeError("the backlog did not drain")
         await asyncio.sleep(0.05)
     drained = time.monotonic() - started - loaded
-    await rdb.aclose()
+    rdb.close()
     return {
         "answered": answered,
         "loaded": loaded,

@@ -17,11 +17,13 @@ import httpx
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from redis.client import NEVER_DECODE
 
 from tidings.api import create_app
 from tidings.redis_server import EmbeddedRedis, free_port
 from tidings.settings import Settings
 from tidings.store import keys
+from tidings.work import Scope
 
 # The browser and page fixtures; the Redis Cluster and RabbitMQ ones.
 pytest_plugins = ["browser_support", "cluster_support"]
@@ -157,12 +159,29 @@ def as_text(value: Any) -> Any:
     return value
 
 
-def db_snapshot(url: str) -> dict[str, object]:
+def stored_event_keys(client: redis.Redis, scope: Scope) -> list[str]:
+    """The keys of a scope's events (of one partition, the default), oldest first, as its
+    log lists them."""
+    found = []
+    meta = client.hgetall(keys.meta(scope, 0))
+    seq = int(meta.get("seq") or meta.get(b"seq") or 0)
+    for chunk in range(seq // keys.CHUNK + 1):
+        log = client.execute_command("GET", keys.log(scope, 0, chunk), **{NEVER_DECODE: True})
+        log = log or b""
+        found += [log[i + 6 : i + 22].hex() for i in range(0, len(log), 22)]
+    return found
+
+
+def db_snapshot(client: redis.Redis) -> dict[str, object]:
     """Every key in the database with its value, to show a request wrote nothing. Left
     out: the count of failed authentications (the one write a refused request makes), and
     the metrics, which every process adds to Redis every few seconds whatever a request
     did."""
-    with redis.Redis.from_url(url) as client:
+    pool = client.connection_pool
+    kwargs = {**pool.connection_kwargs, "decode_responses": False}  # events are binary
+    with redis.Redis(
+        connection_pool=redis.ConnectionPool(pool.connection_class, **kwargs)
+    ) as client:
         readers = {
             b"string": client.get,
             b"hash": client.hgetall,
@@ -178,8 +197,8 @@ def db_snapshot(url: str) -> dict[str, object]:
 
 
 @pytest.fixture
-def snapshot(redis_url: str, redis_client: redis.Redis) -> Callable[[], dict[str, object]]:
-    return lambda: db_snapshot(redis_url)
+def snapshot(redis_client: redis.Redis) -> Callable[[], dict[str, object]]:
+    return lambda: db_snapshot(redis_client)
 
 
 @pytest.fixture(scope="module")

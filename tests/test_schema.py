@@ -132,7 +132,8 @@ def schema_of(redis_url: str, *steps: tuple[str, int]) -> str | None:
 def test_tidings_data_without_a_recorded_schema_is_schema_1(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
-    redis_client.hset(keys.secret("ab" * 32), mapping={"name": "shop", "env": "test"})
+    # A secret key as schema 1 names it (schema 2 names it keys.secret(...)).
+    redis_client.hset("tidings:secret:" + "ab" * 32, mapping={"name": "shop", "env": "test"})
     with pytest.raises(SchemaMismatch, match="holds tidings data of schema 1; .* needs schema 2"):
         schema_of(redis_url, ("check", 2))
     assert redis_client.get(keys.SCHEMA) is None  # refused: nothing recorded

@@ -17,8 +17,12 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from conftest import stored_event_keys
 from webhook_senders import SENDERS, Sender, Sent
 from worker_support import Worker, wait_until
+
+from tidings.store import keys
+from tidings.work import Scope
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 PLATFORMS = list(SENDERS)
@@ -89,11 +93,12 @@ class Endpoint:
     def stored(self) -> dict[str, str]:
         """The owner's keys in Redis, with their types: what its requests stored."""
         return {
-            key: self.store.type(key) for key in self.store.scan_iter(f"tidings:{self.owner}:*")
+            key: self.store.type(key)
+            for key in self.store.scan_iter(f"{keys.ROOT}:{{{self.owner}|*")
         }
 
     def events(self) -> list[str]:
-        return list(self.store.zrange(f"tidings:{self.owner}:test:idx|*", 0, -1))
+        return stored_event_keys(self.store, Scope(self.owner, "test"))
 
     def event(self, key: str) -> dict[str, Any]:
         answer = self.server.get(f"/events/{key}", headers=self.reader)
@@ -111,7 +116,7 @@ class Endpoint:
         return int(self.store.get(f"test:runs:{self.sender.platform}-seen:{key}") or 0)
 
     def rejections(self) -> list[dict[str, Any]]:
-        found = self.store.lrange(f"tidings:connection:{self.connection['id']}:rejections", 0, -1)
+        found = self.store.lrange(keys.connection_rejections(self.connection["id"]), 0, -1)
         return [json.loads(r) for r in found]
 
 

@@ -16,12 +16,15 @@ from typing import Any
 
 import pytest
 import redis
+from conftest import stored_event_keys
 from fastapi.testclient import TestClient
 from test_ui import sign_in
 from webhook_senders import SENDERS, Sent
 
 from tidings.api import create_app
 from tidings.settings import Settings
+from tidings.store import keys
+from tidings.work import Scope
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 Snapshot = Callable[[], dict[str, object]]
@@ -40,12 +43,12 @@ def post(api: TestClient, connection: dict[str, Any], sent: Sent, path: str = ""
 
 
 def rejections(client: redis.Redis, connection: dict[str, Any]) -> list[dict[str, Any]]:
-    found = client.lrange(f"tidings:connection:{connection['id']}:rejections", 0, -1)
+    found = client.lrange(keys.connection_rejections(connection["id"]), 0, -1)
     return [json.loads(r) for r in found]
 
 
 def events(client: redis.Redis, owner: str = "default", env: str = "test") -> list[str]:
-    return list(client.zrange(f"tidings:{owner}:{env}:idx|*", 0, -1))
+    return stored_event_keys(client, Scope(owner, env))
 
 
 STRIPE = SENDERS["stripe"]
@@ -220,7 +223,7 @@ def test_a_signed_body_that_is_no_event_is_refused_logged_and_not_stored(
     status: int,
     message: str,
 ) -> None:
-    log_key = f"tidings:connection:{stripe['id']}:rejections"
+    log_key = keys.connection_rejections(stripe["id"])
     before = {k: v for k, v in snapshot().items() if k != log_key}
     signed = Sent(body, STRIPE.sign(body, "evt_1", int(time.time()), STRIPE.secret))
     answer = post(api, stripe, signed)

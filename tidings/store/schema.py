@@ -25,15 +25,26 @@ class SchemaMismatch(TidingsError):
     """The database holds tidings data of a schema this tidings does not read."""
 
 
+#: Key names that schema 2 shares with schema 1; every other name of schema 2 carries a
+#: hash tag right after the root ("tidings:{...}").
+SHARED_NAMES = (keys.SCHEMA, keys.SCOPES, keys.session(""), keys.auth_failures(""))
+
+
+def of_schema_1(key: str) -> bool:
+    return not key.startswith((f"{keys.ROOT}:{{", *SHARED_NAMES))
+
+
 async def stored_version(redis: aioredis.Redis) -> str | None:
-    """The schema of the tidings data in this database, or None if it holds none."""
+    """The schema of the tidings data in this database, or None if it holds none of
+    another schema than this one (data of this one whose record was flushed away counts
+    as none)."""
     version: str | None = await redis.get(keys.SCHEMA)
     if version is not None:
         return version
     cursor = 0
     while True:
         cursor, found = await redis.scan(cursor, match=f"{keys.ROOT}:*", count=SCAN_COUNT)
-        if found:
+        if any(of_schema_1(key) for key in found):
             return str(UNRECORDED_VERSION)
         if cursor == 0:
             return None
