@@ -19,8 +19,11 @@ lint: $(BIN)/tidings
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy tidings
 
+# Then the API contract and the workers end to end again, on a 3-master Redis Cluster with
+# each scope spread over six partitions (tests/conftest.py, CLUSTER_RUN).
 test: lint chromium
 	$(BIN)/pytest
+	TIDINGS_TEST_CLUSTER=1 $(BIN)/pytest tests/test_api.py tests/test_workers.py
 
 # The browser tests (tests/browser_support.py) drive Debian's Chromium; Playwright's own
 # browser download is not used. Installed when missing, which needs root.

@@ -16,8 +16,10 @@ from typing import Any
 import httpx
 import pytest
 import redis
+import redis_support
 from fastapi.testclient import TestClient
 from redis.client import NEVER_DECODE
+from redis.cluster import RedisCluster
 
 from tidings.api import create_app
 from tidings.redis_server import EmbeddedRedis, free_port
@@ -29,23 +31,49 @@ from tidings.work import Scope
 pytest_plugins = ["browser_support", "cluster_support"]
 
 
+#: `make test` runs the API contract and worker tests again on a Redis Cluster (with
+#: TIDINGS_TEST_CLUSTER=1): tidings is configured through the environment, as a deployment
+#: would be, with each scope spread over CLUSTER_PARTITIONS partitions.
+CLUSTER_RUN = os.environ.get("TIDINGS_TEST_CLUSTER") == "1"
+CLUSTER_PARTITIONS = 6
+
+
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def redis_url(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[str]:
     configured = os.environ.get("TIDINGS_TEST_REDIS_URL")
     if configured:
         yield configured
         return
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False)
     url = server.start()
-    yield url
+    if CLUSTER_RUN:
+        # The cluster is the store; the plain server is the broker (Celery's Redis
+        # transport does not speak Cluster); test_workers.py takes RabbitMQ instead.
+        cluster_url = request.getfixturevalue("redis_cluster_url")
+        settings = {
+            "TIDINGS_REDIS_CLUSTER": "true",
+            "TIDINGS_PARTITIONS": str(CLUSTER_PARTITIONS),
+            "TIDINGS_BROKER_URL": url,
+        }
+        os.environ.update(settings)
+        yield cluster_url
+        for name in settings:
+            del os.environ[name]
+    else:
+        yield url
     server.stop()
 
 
 @pytest.fixture
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    """A clean database for every test."""
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    client.flushdb()
+    """A clean database for every test (every node's, on a cluster)."""
+    client = redis_support.client(redis_url, decode_responses=True)
+    if redis_support.on_cluster():
+        client.flushall(target_nodes=RedisCluster.PRIMARIES)
+    else:
+        client.flushdb()
     yield client
     client.close()
 
@@ -177,11 +205,15 @@ def db_snapshot(client: redis.Redis) -> dict[str, object]:
     out: the count of failed authentications (the one write a refused request makes), and
     the metrics, which every process adds to Redis every few seconds whatever a request
     did."""
-    pool = client.connection_pool
-    kwargs = {**pool.connection_kwargs, "decode_responses": False}  # events are binary
-    with redis.Redis(
-        connection_pool=redis.ConnectionPool(pool.connection_class, **kwargs)
-    ) as client:
+    raw: Any  # events are binary
+    if isinstance(client, RedisCluster):
+        node = client.get_default_node()
+        raw = RedisCluster(host=node.host, port=node.port)
+    else:
+        pool = client.connection_pool
+        kwargs = {**pool.connection_kwargs, "decode_responses": False}
+        raw = redis.Redis(connection_pool=redis.ConnectionPool(pool.connection_class, **kwargs))
+    with raw as client:
         readers = {
             b"string": client.get,
             b"hash": client.hgetall,

@@ -8,12 +8,12 @@ import os
 import time
 from typing import Any
 
-import redis
 from pydantic import BaseModel
+from redis_support import client
 
 from tidings import Message, handler
 
-counter = redis.Redis.from_url(os.environ["REDIS_URL"], decode_responses=True)
+counter = client(os.environ["REDIS_URL"], decode_responses=True)
 
 
 def count_run(event: Message[Any]) -> int:

@@ -1044,7 +1044,7 @@ def subscribe(redis_url: str, event_name: str, *tx_keys: str) -> None:
     """Registers handlers for `event_name` in the test environment, as a worker does."""
 
     async def register() -> None:
-        store = Store.from_url(redis_url, ttl_seconds=60)
+        store = Store.from_settings(Settings(redis_url=redis_url, ttl_seconds=60))
         try:
             subs = [Subscription(txKey=t, eventName=event_name, queue="q") for t in tx_keys]
             await store.subscribe(subs, ["test"])

@@ -12,10 +12,21 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from redis_support import on_cluster
 from worker_support import Worker
 
 from tidings.celery_app import RUN_TASK, create_celery
 from tidings.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def broker_of_the_cluster_run(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On `make test`'s cluster run, the broker is RabbitMQ (skipped, saying why, where it does
+    not answer): the scale-out configuration as a whole."""
+    if on_cluster():
+        monkeypatch.setenv("TIDINGS_BROKER_URL", request.getfixturevalue("rabbitmq_url"))
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
+from redis_support import client as redis_client
 
 from tidings.cli import WORKER_ARGS
 from tidings.store import keys
@@ -54,7 +54,7 @@ class Worker:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        client = redis.Redis.from_url(self.redis_url)
+        client = redis_client(self.redis_url)
         deadline = time.monotonic() + 30
         while client.zscore(keys.WORKERS, self.name) is None:  # subscribed: ready
             if self.process.poll() is not None or time.monotonic() > deadline:

@@ -54,7 +54,7 @@ def with_store(action: Callable[[Store], Awaitable[T]], url: str | None = None) 
     settings = Settings()
 
     async def run(url: str) -> T:
-        store = Store.from_url(url, ttl_seconds=settings.ttl_seconds)
+        store = Store.from_settings(settings.model_copy(update={"redis_url": url}))
         try:
             await store.check_schema(record=False)
             done = await action(store)

@@ -11,8 +11,14 @@ import redis.exceptions
 UNAVAILABLE_RETRY_AFTER_SECONDS = 2
 
 #: What redis-py raises when Redis cannot be reached (a refused or dropped connection, a
-#: timeout, a pool with no free connection, a server still loading its data).
-REDIS_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+#: timeout, a pool with no free connection, a server still loading its data; a cluster
+#: none of whose nodes answers, or that has lost slots).
+REDIS_UNREACHABLE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.RedisClusterException,
+    redis.exceptions.ClusterDownError,
+)
 
 
 class TidingsError(Exception):

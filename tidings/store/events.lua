@@ -2,6 +2,15 @@
 -- Storing events: the scripts that store them (emit, and transact for a handler's
 -- follow-ups) share it.
 
+-- Whether a sorts after b, byte by byte (Lua's < follows the locale).
+local function bytes_after(a, b)
+  for i = 1, math.max(#a, #b) do
+    local x, y = string.byte(a, i) or -1, string.byte(b, i) or -1
+    if x ~= y then return x > y end
+  end
+  return false
+end
+
 -- Store events in the partition, all or nothing (the caller has validated them). ARGV from
 -- `first` on holds 5 per event: key (16 bytes), full name, body (see records.lua), the
 -- txKeys of the handlers subscribed to it (joined by ","), idempotency key ("" for none).
@@ -12,7 +21,8 @@
 local function store_events(part, now, grace, actor, idem_ttl, first)
   local n = (#ARGV - first + 1) / 5
   local meta = meta_key(part)
-  local created = math.max(now, tonumber(redis.call('HGET', meta, 'last') or 0))
+  local newest = redis.call('HMGET', meta, 'last', 'lastkey')
+  local last, last_key = tonumber(newest[1] or 0), newest[2] or ''
   local appends, order = {}, {}  -- bytes per list chunk: a few calls a batch, not a few an event
   local function append(list, chunk, bytes)
     local key = list_chunk_key(part, list, chunk)
@@ -36,13 +46,17 @@ local function store_events(part, now, grace, actor, idem_ttl, first)
   end
   if #stored == 0 then return firsts end
   local seq = redis.call('HINCRBY', meta, 'seq', #stored) - #stored
-  redis.call('HSET', meta, 'last', created)
   local records, outstanding, metas, combos_of, logged = {}, {}, {}, {}, {}
   for _, event in ipairs(stored) do
     local key16, full, body, expected = unpack(event)
     local chunk, off = chunk_of(seq)
+    -- Along the log, (createdAt, key) only grows: the order of every partition's events
+    -- (tidings/store/events.py merges partitions by it).
+    local created = math.max(now, last)
+    if created == last and not bytes_after(key16, last_key) then created = last + 1 end
+    last, last_key = created, key16
     logged[chunk] = logged[chunk] or {}
-    table.insert(logged[chunk], key16)
+    table.insert(logged[chunk], {created, key16})
     if not metas[expected] then
       local txks = {}
       for txk in string.gmatch(expected, '[^,]+') do table.insert(txks, txk) end
@@ -60,7 +74,8 @@ local function store_events(part, now, grace, actor, idem_ttl, first)
     end
     seq = seq + 1
   end
-  for chunk, keys16 in pairs(logged) do log_append(part, chunk, created, keys16) end
+  redis.call('HSET', meta, 'last', last, 'lastkey', last_key)
+  for chunk, entries in pairs(logged) do log_append(part, chunk, entries) end
   for i = 1, #records, 400 do  -- unpack takes a few thousand values at most
     redis.call('HSET', records_key(part), unpack(records, i, math.min(i + 399, #records)))
   end

@@ -45,11 +45,10 @@ class Routing:
 
 @dataclass(frozen=True)
 class Row:
-    """An event of a query page, with where it sits in the order of all partitions."""
+    """An event of a query page; all partitions' events are in the order of (createdAt, key)."""
 
     created_at: int
-    partition: int
-    seq: int
+    key: str
     stored: records.Stored
 
 
@@ -128,13 +127,14 @@ class Events(SecretKeys):
         just before (None: read them)."""
         await self._register(scope)
         idempotency = min(idempotency_seconds or self.ttl_seconds, self.ttl_seconds)
+        now = now_ms()  # one time for the whole batch, in every partition
         while True:
             routing = await self._routing_for(scope.env, {e.event for _, e in events}, version)
             routes = [self._routes(routing, scope, platform, label, e.event) for _, e in events]
             calls, placed = [], []
             for p, indexes in self._by_partition([key for key, _ in events]).items():
                 for first in range(0, len(indexes), EVENTS_PER_SCRIPT):
-                    args: list[Any] = [now_ms(), self.grace_ms, actor, idempotency]
+                    args: list[Any] = [now, self.grace_ms, actor, idempotency]
                     args.append(routing.version)
                     for i in indexes[first : first + EVENTS_PER_SCRIPT]:
                         key, event = events[i]
@@ -265,7 +265,8 @@ class Events(SecretKeys):
         self, scope: Scope, q: models.QueryRequest, offset: int, count: int
     ) -> tuple[int, list[Row]]:
         """The total, and `count` rows from the `offset`-th in the order of all partitions:
-        createdAt, then partition, then seq (reversed for newest first)."""
+        createdAt, then key (reversed for newest first), which is each partition's order
+        too (events.lua)."""
         # With one partition, its page; with more, each one's first page, which is all
         # that page 1 needs (and counts the total for a deeper one).
         skip = offset if self.partitions == 1 else 0
@@ -292,16 +293,16 @@ class Events(SecretKeys):
         args = self._query_args(q, since, until, offset, count)
         calls = [[keys.meta(scope, p), *args] for p in range(self.partitions)]
         pages = []
-        for p, answer in enumerate(await self._run_many("events.query", calls)):
+        for answer in await self._run_many("events.query", calls):
             f = records.fields(answer)
             stored = [records.stored(k, r) for k, r in zip(f["keys"], f["rows"], strict=True) if r]
-            pages.append((int(f["total"]), [Row(s.created_at, p, s.seq, s) for s in stored]))
+            pages.append((int(f["total"]), [Row(s.created_at, s.key, s) for s in stored]))
         return pages
 
     @staticmethod
     def _merged(pages: list[tuple[int, list[Row]]], newest_first: bool) -> list[Row]:
-        def position(row: Row) -> tuple[int, int, int]:
-            return (row.created_at, row.partition, row.seq)
+        def position(row: Row) -> tuple[int, str]:
+            return (row.created_at, row.key)
 
         if newest_first:
             merged = heapq.merge(*(rows for _, rows in pages), key=position, reverse=True)

@@ -5,11 +5,11 @@
 
 local LOG_ENTRY = 22
 
-local function log_append(part, chunk, created, keys16)
-  local stamp = struct.pack('>I6', created)
-  local entries = {}
-  for i, key16 in ipairs(keys16) do entries[i] = stamp .. key16 end
-  redis.call('APPEND', log_key(part, chunk), table.concat(entries))
+-- entries: {createdAt, key (16 bytes)} of the chunk's next seqs, in order
+local function log_append(part, chunk, entries)
+  local bytes = {}
+  for i, entry in ipairs(entries) do bytes[i] = struct.pack('>I6', entry[1]) .. entry[2] end
+  redis.call('APPEND', log_key(part, chunk), table.concat(bytes))
 end
 
 -- createdAt and key of a seq (nil once its chunk is gone).

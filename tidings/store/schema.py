@@ -41,13 +41,10 @@ async def stored_version(redis: aioredis.Redis) -> str | None:
     version: str | None = await redis.get(keys.SCHEMA)
     if version is not None:
         return version
-    cursor = 0
-    while True:
-        cursor, found = await redis.scan(cursor, match=f"{keys.ROOT}:*", count=SCAN_COUNT)
-        if any(of_schema_1(key) for key in found):
+    async for key in redis.scan_iter(match=f"{keys.ROOT}:*", count=SCAN_COUNT):
+        if of_schema_1(key):  # (on a cluster, every node is scanned)
             return str(UNRECORDED_VERSION)
-        if cursor == 0:
-            return None
+    return None
 
 
 async def check(redis: aioredis.Redis, *, needs: int = SCHEMA_VERSION) -> None:
