@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from pydantic import ValidationError
 from redis.cluster import RedisCluster
 
 from tidings import models
@@ -143,3 +144,11 @@ def test_transactions_recovery_and_reruns_work_in_every_partition(
     # lapsed leases and events no worker claimed, from every partition
     assert found["recovered"] == found["expected recovered"]
     assert found["rerun"] == found["failed"]
+
+
+def test_a_cluster_without_a_broker_of_its_own_is_refused_saying_what_to_do(
+    redis_cluster_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TIDINGS_BROKER_URL", raising=False)
+    with pytest.raises(ValidationError, match="needs TIDINGS_BROKER_URL: Celery's Redis"):
+        Settings(redis_url=redis_cluster_url, redis_cluster=True)

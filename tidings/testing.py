@@ -47,7 +47,7 @@ def run_handler(
 
 
 async def _run(handler: Handler, payload: Any, label: str, url: str) -> models.Transaction:
-    store = Store.from_url(url, ttl_seconds=Settings().ttl_seconds)
+    store = Store.from_settings(Settings().model_copy(update={"redis_url": url}))
     retries: list[WorkItem] = []
     runner = Runner(
         store,
