@@ -12,5 +12,5 @@ local part = partition_of_meta(KEYS[1])
 if tonumber(redis.call('HGET', KEYS[1], 'subs') or 0) > tonumber(version) then
   return as_pairs({status = 'stale'})
 end
-local firsts = store_events(part, tonumber(now), tonumber(grace), actor, idem_ttl, 6)
+local firsts = store_events(part, tonumber(now), tonumber(grace), actor, idem_ttl, 6, #ARGV)
 return as_pairs({status = 'ok', firsts = firsts})

@@ -12,14 +12,14 @@ local function bytes_after(a, b)
 end
 
 -- Store events in the partition, all or nothing (the caller has validated them). ARGV from
--- `first` on holds 5 per event: key (16 bytes), full name, body (see records.lua), the
+-- `first` to `last` holds 5 per event: key (16 bytes), full name, body (see records.lua), the
 -- txKeys of the handlers subscribed to it (joined by ","), idempotency key ("" for none).
 -- An event with subscribers is "outstanding": recovery looks at it after `grace` ms.
 -- An event whose idempotency key came with an event stored within `idem_ttl` seconds is
 -- not stored. Returns, per event, the key of the event stored first with its idempotency
 -- key, or "".
-local function store_events(part, now, grace, actor, idem_ttl, first)
-  local n = (#ARGV - first + 1) / 5
+local function store_events(part, now, grace, actor, idem_ttl, first, last_arg)
+  local n = (last_arg - first + 1) / 5
   local meta = meta_key(part)
   local newest = redis.call('HMGET', meta, 'last', 'lastkey')
   local last, last_key = tonumber(newest[1] or 0), newest[2] or ''

@@ -35,14 +35,61 @@ local function list_add(part, list, chunk, off)
   end
 end
 
-local function list_remove(part, list, chunk, off)
+-- Changes gathered while a script runs (list_add_later, list_remove_later), made by
+-- flush_list_changes at its end: removals from one list and chunk in one rewrite, then
+-- additions in one APPEND when they all come after its last offset (as when a batch of
+-- claims follows the order of emits), one by one otherwise.
+local LIST_ADDS, LIST_REMOVES = {}, {}
+
+local function list_add_later(part, list, chunk, off)
   local key = list_chunk_key(part, list, chunk)
-  local s = redis.call('GET', key)
-  if not s then return end
-  local i = position(s, off)
-  if i >= #s / 2 or at16(s, i) ~= off then return end
-  if #s == 2 then redis.call('DEL', key)
-  else redis.call('SET', key, string.sub(s, 1, 2 * i) .. string.sub(s, 2 * i + 3)) end
+  if not LIST_ADDS[key] then LIST_ADDS[key] = {part = part, list = list, chunk = chunk} end
+  table.insert(LIST_ADDS[key], off)
+end
+
+local function list_remove_later(part, list, chunk, off)
+  local key = list_chunk_key(part, list, chunk)
+  LIST_REMOVES[key] = LIST_REMOVES[key] or {}
+  table.insert(LIST_REMOVES[key], off)
+end
+
+local function flush_list_changes()
+  for key, gone in pairs(LIST_REMOVES) do
+    local s = redis.call('GET', key)
+    if s then
+      table.sort(gone)
+      local kept, from = {}, 1  -- the bytes between the entries removed
+      for _, off in ipairs(gone) do
+        local i = position(s, off)
+        if i < #s / 2 and at16(s, i) == off and 2 * i + 1 >= from then
+          table.insert(kept, string.sub(s, from, 2 * i))
+          from = 2 * i + 3
+        end
+      end
+      table.insert(kept, string.sub(s, from))
+      local left = table.concat(kept)
+      if left == '' then redis.call('DEL', key)
+      elseif #left < #s then redis.call('SET', key, left) end
+    end
+  end
+  LIST_REMOVES = {}
+  for key, adds in pairs(LIST_ADDS) do
+    table.sort(adds)
+    local last = redis.call('GETRANGE', key, -2, -1)
+    if last == '' or at16(last, 0) < adds[1] then
+      local bytes, previous = {}, -1
+      for _, off in ipairs(adds) do
+        if off ~= previous then table.insert(bytes, u16(off)) end
+        previous = off
+      end
+      if redis.call('APPEND', key, table.concat(bytes)) == 2 * #bytes then
+        redis.call('SADD', lists_key(adds.part), adds.list)
+      end
+    else
+      for _, off in ipairs(adds) do list_add(adds.part, adds.list, adds.chunk, off) end
+    end
+  end
+  LIST_ADDS = {}
 end
 
 local function list_length(part, list, chunk)

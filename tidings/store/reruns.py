@@ -11,7 +11,7 @@ from tidings.store.records import text
 from tidings.work import Scope, WorkItem
 
 #: A bulk re-run goes in pages of this many, so that Redis serves others in between.
-RERUN_PAGE = 500
+RERUN_PAGE = 100
 
 
 class Reruns(StorePart):

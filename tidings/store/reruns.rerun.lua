@@ -1,4 +1,4 @@
--- uses: keys records log selection event_state transactions
+-- uses: keys lists records log selection event_state transactions
 -- Re-run failed transactions through the workers. Each goes back to "processing" with its
 -- attempts counted afresh (the old ones stay in its history), leased so that recovery
 -- hands it out again should its message be lost.
@@ -50,4 +50,5 @@ else
     if rerun(key16, txk) then table.insert(found, key16) end
   end
 end
+flush_list_changes()
 return as_pairs({status = 'ok', rerun = found})

@@ -17,9 +17,9 @@ from tidings.store.secret_keys import SecretKeys
 from tidings.work import Scope, WorkItem
 
 #: Events a backfill script looks at, at most.
-BACKFILL_PAGE = 500
+BACKFILL_PAGE = 200
 #: Expired events one cleanup script forgets, at most.
-CLEANUP_BUDGET = 2000
+CLEANUP_BUDGET = 1000
 
 
 class Subscriptions(SecretKeys):

@@ -1,4 +1,4 @@
--- uses: keys records event_state transactions
+-- uses: keys lists records event_state transactions
 -- Claim a transaction for good: create (key, txKey) in state "processing".
 -- KEYS: the partition's meta. ARGV: key (16 bytes), txKey, now, actor, ttl (ms)
 -- Returns status 'ok', record (the event's, with the transaction) | status 'not_found'
@@ -12,4 +12,6 @@ if ev[EV.txs][txk] then return as_pairs({status = 'conflict', state = tx_state(e
 local before = event_state(ev)
 create_tx(part, ev, txk, 'processing', now, actor)
 refresh_event(part, ev, before, now, actor)
-return as_pairs({status = 'ok', record = save_event(part, ev)})
+local record = save_event(part, ev)
+flush_list_changes()
+return as_pairs({status = 'ok', record = record})

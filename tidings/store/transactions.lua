@@ -2,16 +2,17 @@
 -- A transaction lives in its event's meta (TX positions); the lists of the partition say
 -- which events have a transaction of a txKey (any state, per combo) and in which state
 -- (per full name, and "*"). Times are epoch milliseconds passed in by the caller.
+-- Changes to the lists wait for flush_list_changes, which every script calls at its end.
 
 local function tx_lists_add(part, ev, txk, state)
   local chunk, off = chunk_of(ev.seq)
   local platform, label, name = names_of(ev)
   local full = full_name(platform, label, name)
   for _, combo in ipairs(combos(platform, label, name)) do
-    list_add(part, any_list(txk, combo), chunk, off)
+    list_add_later(part, any_list(txk, combo), chunk, off)
   end
-  list_add(part, state_list(state, txk, full), chunk, off)
-  list_add(part, state_list(state, txk, '*'), chunk, off)
+  list_add_later(part, state_list(state, txk, full), chunk, off)
+  list_add_later(part, state_list(state, txk, '*'), chunk, off)
   redis.call('SADD', tx_names_key(part, txk), full)
 end
 
@@ -19,8 +20,8 @@ local function tx_lists_move(part, ev, txk, old_state, new_state)
   local chunk, off = chunk_of(ev.seq)
   local full = full_name(names_of(ev))
   for _, name in ipairs({full, '*'}) do
-    list_remove(part, state_list(old_state, txk, name), chunk, off)
-    list_add(part, state_list(new_state, txk, name), chunk, off)
+    list_remove_later(part, state_list(old_state, txk, name), chunk, off)
+    list_add_later(part, state_list(new_state, txk, name), chunk, off)
   end
 end
 

@@ -97,17 +97,24 @@ class Transactions(Events):
     async def claim_many(
         self, items: list[WorkItem], *, actor: str, lease_ms: int
     ) -> list[Claim | None]:
-        """``claim`` for several transactions, in one round trip."""
-        claimable = [(i, self._where(item.scope, item.key)) for i, item in enumerate(items)]
-        calls = [
-            [*where, items[i].tx_key, now_ms(), actor, lease_ms, items[i].attempt, self.ttl_ms]
-            for i, where in claimable
-            if where
-        ]
-        answers = iter(await self._run_many("transactions.claim", calls) if calls else [])
-        return [
-            records.claim(items[i].key, next(answers)) if where else None for i, where in claimable
-        ]
+        """``claim`` for several transactions, in one round trip: one script a partition."""
+        claims: list[Claim | None] = [None] * len(items)
+        by_meta: dict[str, list[int]] = {}
+        for i, item in enumerate(items):
+            if where := self._where(item.scope, item.key):
+                by_meta.setdefault(where[0], []).append(i)
+        calls = []
+        for meta, indexes in by_meta.items():
+            args: list[Any] = [meta, now_ms(), actor, lease_ms, self.ttl_ms]
+            for i in indexes:
+                key16 = records.event_key_bytes(items[i].key)
+                args += [key16, items[i].tx_key, items[i].attempt]
+            calls.append(args)
+        answers = await self._run_many("transactions.claim", calls) if calls else []
+        for indexes, answer in zip(by_meta.values(), answers, strict=True):
+            for i, one in zip(indexes, answer, strict=True):
+                claims[i] = records.claim(items[i].key, one)
+        return claims
 
     async def extend_leases(self, items: list[WorkItem], lease_ms: int) -> None:
         """Renew the leases of transactions still running (none that has ended since)."""
@@ -136,64 +143,70 @@ class Transactions(Events):
         return emitted
 
     async def finish_many(self, results: list[Result], actor: str) -> list[list[Emitted] | None]:
-        """``finish`` for several results, in one round trip (and one more for those whose
-        follow-ups met newer subscriptions)."""
+        """``finish`` for several results, in one round trip, one script a partition (and
+        one more for those whose follow-ups met newer subscriptions)."""
         emitted: list[list[Emitted] | None] = [None] * len(results)
         pending = list(range(len(results)))
         while pending:
-            calls, routes_of = [], {}
+            by_meta: dict[str, list[int]] = {}
+            routes_of: dict[int, list[list[tuple[str, str]]]] = {}
+            args_of: dict[str, list[Any]] = {}
             for i in pending:
                 r = results[i]
-                scope, where = r.item.scope, self._where(r.item.scope, r.item.key)
+                where = self._where(r.item.scope, r.item.key)
                 assert where is not None, r.item.key
-                for key, _ in r.follow_ups:
-                    if keys.partition_of(key, self.partitions) != keys.partition_of(
-                        r.item.key, self.partitions
-                    ):
-                        raise ValueError(f"follow-up {key} is not in the partition of {r.item.key}")
-                if r.follow_ups:
-                    await self._register(scope)
-                routing = await self._routing_for(
-                    scope.env, {e.event for _, e in r.follow_ups}, None
-                )
-                label = r.claim.label
-                routes = [
-                    self._routes(routing, scope, models.CUSTOM_PLATFORM, label, e.event)
-                    for _, e in r.follow_ups
-                ]
-                routes_of[i] = routes
-                args: list[Any] = [
-                    *where,
+                routes_of[i] = await self._follow_up_routes(r)
+                meta = where[0]
+                if meta not in args_of:
+                    args_of[meta] = [meta, now_ms(), actor, self.ttl_ms, self.grace_ms, 0]
+                if r.follow_ups:  # the oldest subscriptions its follow-ups were routed by
+                    routed = self._routing[r.item.env].version
+                    args_of[meta][5] = min(args_of[meta][5] or routed, routed)
+                by_meta.setdefault(meta, []).append(i)
+                args_of[meta] += [
+                    where[1],
                     r.item.tx_key,
                     r.state,
                     dump(r.output),
-                    now_ms(),
-                    actor,
-                    self.ttl_ms,
                     r.claim.token,
-                    self.grace_ms,
-                    routing.version,
+                    len(r.follow_ups),
                 ]
-                for (key, event), route in zip(r.follow_ups, routes, strict=True):
-                    args += event_args(key, event, models.CUSTOM_PLATFORM, label, route)
-                calls.append(args)
-            answers = [
-                records.fields(a) for a in await self._run_many("transactions.transact", calls)
-            ]
-            stale = []
-            for i, answer in zip(pending, answers, strict=True):
-                status = text(answer["status"])
-                if status == "ok":
-                    follow_ups = results[i].follow_ups
-                    emitted[i] = [
-                        Emitted(key, route)
-                        for (key, _), route in zip(follow_ups, routes_of[i], strict=True)
-                    ]
-                elif status == "stale":
-                    stale.append(i)
-                    self._routing.pop(results[i].item.env, None)
-            pending = stale
+                for (key, event), route in zip(r.follow_ups, routes_of[i], strict=True):
+                    args_of[meta] += event_args(
+                        key, event, models.CUSTOM_PLATFORM, r.claim.label, route
+                    )
+            answers = await self._run_many("transactions.finish", list(args_of.values()))
+            pending = []
+            for indexes, answer in zip(by_meta.values(), answers, strict=True):
+                for i, one in zip(indexes, map(records.fields, answer), strict=True):
+                    status = text(one["status"])
+                    if status == "ok":
+                        follow_ups = results[i].follow_ups
+                        emitted[i] = [
+                            Emitted(key, route)
+                            for (key, _), route in zip(follow_ups, routes_of[i], strict=True)
+                        ]
+                    elif status == "stale":
+                        pending.append(i)
+                        self._routing.pop(results[i].item.env, None)
         return emitted
+
+    async def _follow_up_routes(self, r: Result) -> list[list[tuple[str, str]]]:
+        """The handlers of each event a handler emitted; they are stored in its partition."""
+        scope = r.item.scope
+        for key, _ in r.follow_ups:
+            if keys.partition_of(key, self.partitions) != keys.partition_of(
+                r.item.key, self.partitions
+            ):
+                raise ValueError(f"follow-up {key} is not in the partition of {r.item.key}")
+        if not r.follow_ups:
+            return []
+        await self._register(scope)
+        routing = await self._routing_for(scope.env, {e.event for _, e in r.follow_ups}, None)
+        return [
+            self._routes(routing, scope, models.CUSTOM_PLATFORM, r.claim.label, e.event)
+            for _, e in r.follow_ups
+        ]
 
     async def retry_later(
         self, item: WorkItem, claim: Claim, *, actor: str, reason: str, lease_until: int

@@ -1,4 +1,4 @@
--- uses: keys records transactions
+-- uses: keys lists records transactions
 -- Record a failed attempt that will be retried; the lease covers the wait, so that
 -- recovery takes the transaction over only if the retry never comes.
 -- KEYS: the partition's meta. ARGV: key (16 bytes), txKey, now, actor, reason,
@@ -13,4 +13,5 @@ if not tx or tx_state(tx) ~= 'processing' or tx[TX.claims] ~= tonumber(claim) th
 move_tx(part, ev, txk, 'processing', now, actor, reason)
 save_event(part, ev)
 redis.call('ZADD', leases_key(part), lease_until, lease_member(key16, txk))
+flush_list_changes()
 return 1

@@ -1,4 +1,4 @@
--- uses: keys records event_state transactions
+-- uses: keys lists records event_state transactions
 -- Set a transaction's state directly, creating it if needed.
 -- KEYS: the partition's meta. ARGV: key (16 bytes), eventName, txKey, state, now, actor,
 --       ttl (ms)
@@ -21,4 +21,6 @@ else
 end
 if state ~= 'processing' then release_lease(part, key16, txk) end
 refresh_event(part, ev, before, now, actor)
-return as_pairs({status = 'ok', record = save_event(part, ev)})
+local record = save_event(part, ev)
+flush_list_changes()
+return as_pairs({status = 'ok', record = record})
