@@ -22,17 +22,53 @@ local function position(s, off)
   return lo
 end
 
+-- A list of one chunk for reading: n entries, at(i) (0-based), rank(off) (entries below).
+local function open_list(part, list, chunk)
+  local key = list_chunk_key(part, list, chunk)
+  local l = {n = redis.call('STRLEN', key) / 2}
+  local blocks = {}
+  function l.at(i)
+    local b = math.floor(i / LIST_BLOCK)
+    local s = blocks[b]
+    if not s then
+      s = redis.call('GETRANGE', key, b * LIST_BLOCK * 2, (b + 1) * LIST_BLOCK * 2 - 1)
+      blocks[b] = s
+    end
+    return at16(s, i - b * LIST_BLOCK)
+  end
+  function l.rank(off)
+    local lo, hi = 0, l.n
+    while lo < hi do
+      local mid = math.floor((lo + hi) / 2)
+      if l.at(mid) < off then lo = mid + 1 else hi = mid end
+    end
+    return lo
+  end
+  return l
+end
+
 local function list_add(part, list, chunk, off)
   local key = list_chunk_key(part, list, chunk)
   local v = u16(off)
   local last = redis.call('GETRANGE', key, -2, -1)  -- "" for a new list
   if last == '' or at16(last, 0) < off then
     if redis.call('APPEND', key, v) == 2 then redis.call('SADD', lists_key(part), list) end
-  elseif at16(last, 0) ~= off then
-    local s = redis.call('GET', key)
-    local i = position(s, off)
-    if at16(s, i) ~= off then redis.call('SETRANGE', key, 2 * i, v .. string.sub(s, 2 * i + 1)) end
+    return
   end
+  -- Inserted where it belongs, reading no more than needed: it is most often near the end.
+  local n = redis.call('STRLEN', key) / 2
+  local from = math.max(n - LIST_BLOCK, 0)
+  local tail = redis.call('GETRANGE', key, 2 * from, -1)
+  local i
+  if at16(tail, 0) < off then
+    i = from + position(tail, off)
+    tail = string.sub(tail, 2 * (i - from) + 1)
+  else
+    local l = open_list(part, list, chunk)
+    i = l.rank(off)
+    tail = redis.call('GETRANGE', key, 2 * i, -1)
+  end
+  if at16(tail, 0) ~= off then redis.call('SETRANGE', key, 2 * i, v .. tail) end
 end
 
 -- Changes gathered while a script runs (list_add_later, list_remove_later), made by
@@ -94,31 +130,6 @@ end
 
 local function list_length(part, list, chunk)
   return redis.call('STRLEN', list_chunk_key(part, list, chunk)) / 2
-end
-
--- A list of one chunk for reading: n entries, at(i) (0-based), rank(off) (entries below).
-local function open_list(part, list, chunk)
-  local key = list_chunk_key(part, list, chunk)
-  local l = {n = redis.call('STRLEN', key) / 2}
-  local blocks = {}
-  function l.at(i)
-    local b = math.floor(i / LIST_BLOCK)
-    local s = blocks[b]
-    if not s then
-      s = redis.call('GETRANGE', key, b * LIST_BLOCK * 2, (b + 1) * LIST_BLOCK * 2 - 1)
-      blocks[b] = s
-    end
-    return at16(s, i - b * LIST_BLOCK)
-  end
-  function l.rank(off)
-    local lo, hi = 0, l.n
-    while lo < hi do
-      local mid = math.floor((lo + hi) / 2)
-      if l.at(mid) < off then lo = mid + 1 else hi = mid end
-    end
-    return lo
-  end
-  return l
 end
 
 -- Every offset of a chunk, read like a list.
