@@ -14,10 +14,7 @@ local start, want = offset, math.min(count, total - offset)
 if order == 'desc' then start = math.max(total - offset - count, 0) end
 local keys16, rows = {}, {}
 if want > 0 then
-  for _, seq in ipairs(select_seqs(part, sel, spans, start, want)) do
-    local _, key16 = log_entry(part, seq)
-    table.insert(keys16, key16)
-  end
+  keys16 = log_keys(part, select_seqs(part, sel, spans, start, want))
   if order == 'desc' then
     for i = 1, math.floor(#keys16 / 2) do
       keys16[i], keys16[#keys16 + 1 - i] = keys16[#keys16 + 1 - i], keys16[i]

@@ -20,6 +20,24 @@ local function log_entry(part, seq)
   return struct.unpack('>I6', e), string.sub(e, 7)
 end
 
+-- The keys of seqs (ascending), reading each run of consecutive seqs at once.
+local function log_keys(part, seqs)
+  local found, i = {}, 1
+  while i <= #seqs do
+    local chunk = math.floor(seqs[i] / CHUNK)
+    local j = i  -- seqs[i..j]: consecutive, in one chunk
+    while j < #seqs and seqs[j + 1] == seqs[j] + 1 and math.floor(seqs[j + 1] / CHUNK) == chunk do
+      j = j + 1
+    end
+    local first = seqs[i] % CHUNK
+    local run = redis.call('GETRANGE', log_key(part, chunk), first * LOG_ENTRY,
+                           (first + j - i + 1) * LOG_ENTRY - 1)
+    for k = 0, j - i do table.insert(found, string.sub(run, k * LOG_ENTRY + 7, (k + 1) * LOG_ENTRY)) end
+    i = j + 1
+  end
+  return found
+end
+
 -- The first seq in [lo, hi) created at or after t (hi if none).
 local function first_at(part, t, lo, hi)
   while lo < hi do
