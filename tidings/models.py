@@ -35,6 +35,16 @@ Part = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 ]
 EventKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+#: The longest idempotency key /emit takes...
+MAX_IDEMPOTENCY_KEY = 255
+#: ...and how long it stands for the event first emitted with it.
+IDEMPOTENCY_SECONDS = 24 * 3600
+#: What a client names an emit by, so that sending it again stores nothing new: printable
+#: ASCII without spaces, as the IETF's Idempotency-Key header draft suggests (a UUID fits).
+IdempotencyKey = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_IDEMPOTENCY_KEY, pattern=r"^[!-~]+$"),
+]
 
 
 def _blank_is_none(value: Any) -> Any:
@@ -164,8 +174,14 @@ class EmitRequest(Request):
     payload: Any = Field(default_factory=dict)
 
 
+class BatchEvent(EmitRequest):
+    #: As /emit's Idempotency-Key header: an event sent again with the same key within
+    #: IDEMPOTENCY_SECONDS is not stored again; its key answers the first event's.
+    idempotencyKey: IdempotencyKey | None = None
+
+
 class BatchEmitRequest(Request):
-    events: list[EmitRequest] = Field(min_length=1, max_length=MAX_PAGE_SIZE)
+    events: list[BatchEvent] = Field(min_length=1, max_length=MAX_PAGE_SIZE)
 
 
 def _blank_or(kind: Any) -> BeforeValidator:

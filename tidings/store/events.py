@@ -44,13 +44,19 @@ class Events(StorePart):
         return emitted
 
     async def emit_with_secret(
-        self, secret: str | None, events: Sequence[models.EmitRequest | NewEvent]
+        self,
+        secret: str | None,
+        events: Sequence[models.EmitRequest | NewEvent],
+        *,
+        idempotency_seconds: int | None = None,
     ) -> tuple[Caller, list[Emitted]]:
         """`emit` for the holder of a secret key, checked in the same round trip."""
         if not secret:
             raise Unauthorized(MISSING_SECRET)
         return await self._emit(
-            ["secret", hash_secret(secret), models.CUSTOM_PLATFORM, "", ""], events
+            ["secret", hash_secret(secret), models.CUSTOM_PLATFORM, "", ""],
+            events,
+            idempotency_seconds=idempotency_seconds,
         )
 
     async def _emit(
