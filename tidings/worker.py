@@ -63,7 +63,7 @@ def emit(event_name: str, payload: Any = None) -> str:
 
 def backoff_delay(handler: Handler, attempt: int) -> float:
     """Exponential, capped, with equal jitter: half fixed, half random."""
-    delay = min(MAX_BACKOFF_SECONDS, handler.backoff * 2.0 ** (attempt - 1))
+    delay = min(MAX_BACKOFF_SECONDS, handler.options.backoff * 2.0 ** (attempt - 1))
     return float(delay / 2 + random.uniform(0, delay / 2))
 
 
@@ -155,7 +155,7 @@ class Runner:
         return outcome
 
     async def _run_claimed(self, item: WorkItem, handler: Handler, claim: Claim) -> Outcome:
-        if claim.attempt > handler.max_retries + 1:
+        if claim.attempt > handler.options.max_retries + 1:
             # Taken over after lapsed leases until no attempt is left: each run killed its
             # worker (out of memory, a crash), so running it again would do the same.
             lost = {
@@ -170,7 +170,7 @@ class Runner:
         except NotRetryable as exc:
             return await self._end(item, claim, "failed", exc.output)
         except Exception as exc:
-            if claim.attempt > handler.max_retries:
+            if claim.attempt > handler.options.max_retries:
                 return await self._end(item, claim, "failed", error_output(exc))
             return await self._retry(item, handler, claim, exc)
         finally:

@@ -40,7 +40,7 @@ class Subscriptions(SecretKeys):
                 *_, first_seen = await pipe.execute()
             for sub, spec in zip(subscriptions, stored, strict=True):
                 since = sub.since
-                if since is None and spec != sub.model_dump_json():
+                if since is None and not _routes_alike(spec, sub):
                     # Events that the earlier subscription (or none) did not route.
                     since = int(first_seen[sub.txKey])
                 if since is not None:
@@ -133,3 +133,11 @@ class Subscriptions(SecretKeys):
             "subscriptions.recover", now_ms(), lease_ms, self.grace_ms, limit, *environments
         )
         return [records.work(item) for item in found]
+
+
+def _routes_alike(spec: str | None, sub: models.Subscription) -> bool:
+    """A subscription as stored routes the same events as ``sub`` (a change of its other
+    options, a rate say, needs no backfill)."""
+    if spec is None:
+        return False
+    return models.Subscription.model_validate_json(spec).routing() == sub.routing()
