@@ -107,3 +107,34 @@ def long(event: Message[Any]) -> str:
     count_run(event)
     time.sleep(4.5)
     return "done"
+
+
+# Flow control: each run records when it started (and ended) in Redis, on the machine's one
+# clock, so that a test can check the limits from the handler's side.
+
+
+def record_span(event: Message[Any], name: str, seconds: float = 0.0) -> None:
+    started = time.time()
+    time.sleep(seconds)
+    counter.rpush(f"test:spans:{name}", f"{started} {time.time()} {event.attempt}")
+
+
+@handler("e2e.rated", tx_key="rated", rate="10/s")
+def rated(event: Message[Any]) -> None:
+    record_span(event, "rated")
+
+
+@handler("e2e.unrated", tx_key="unrated")
+def unrated(event: Message[Any]) -> None:
+    """The same without a rate: what the checks on `rated` would see with no limit."""
+    record_span(event, "unrated")
+
+
+class Shipment(BaseModel):
+    customer: str
+
+
+@handler("e2e.rated-per-customer", tx_key="rated-per-customer", rate="5/s", rate_key="customer")
+def rated_per_customer(event: Message[Shipment]) -> None:
+    record_span(event, f"rated-per-customer:{event.payload.customer}")
+

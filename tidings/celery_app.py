@@ -24,7 +24,7 @@ from typing import Any
 from celery import Celery, signals
 from kombu.entity import Queue
 
-from tidings import canary, metrics
+from tidings import canary, flow, metrics
 from tidings.errors import REDIS_UNREACHABLE
 from tidings.handlers import REGISTRY, discover
 from tidings.settings import Settings
@@ -194,6 +194,8 @@ def _keep_leases(runner: Runner, settings: Settings) -> None:
             renewed = time.monotonic()
             try:
                 await store.extend_leases(list(runner.running), settings.lease_ms)
+                held = [(h.limit, h.token) for h in list(runner.slots)]
+                await store.renew_slots(held, settings.lease_ms)
             except Exception:  # Redis away for a moment: try again next round
                 log.exception("could not renew leases")
 
@@ -324,6 +326,10 @@ def _start_worker_duties(app: Celery, settings: Settings) -> None:
                     if items:
                         log.info("recovery hands out %d transactions again", len(items))
                         publish(app, items, batch=settings.dispatch_batch)
+                    woken = await flow.wake(store, list(REGISTRY.values()), settings.lease_ms)
+                    if woken:
+                        log.info("%d runs take concurrency slots that lapsed", len(woken))
+                        publish(app, woken, batch=settings.dispatch_batch)
                 except Exception:
                     log.exception("tidings worker duties: this round failed")
                 await asyncio.sleep(settings.recovery_interval_seconds)
