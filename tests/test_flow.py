@@ -39,7 +39,7 @@ def start_workers(settings: Settings, tmp_path: Path) -> Iterator[Callable[[int]
 def spans(redis_client: redis.Redis, name: str) -> list[tuple[float, float, int]]:
     found = []
     for span in redis_client.lrange(f"test:spans:{name}", 0, -1):
-        started, ended, attempt = span.split()  # type: ignore[union-attr]
+        started, ended, attempt, _ = span.split()  # type: ignore[union-attr]
         found.append((float(started), float(ended), int(attempt)))
     return found
 
@@ -98,3 +98,73 @@ def test_a_rate_per_key_holds_for_each_key_apart(
     assert most_in_a_second(ada) <= 7 and most_in_a_second(bob) <= 7  # 5/s, and 2 of margin
     assert most_in_a_second(ada + bob) >= 9  # each customer has a rate of its own
 
+
+# Concurrency: no two spans of one limit overlap beyond its slots, checked from the handler's
+# own records; the same runs without a limit do overlap, so the checks can fail.
+
+
+def overlaps(found: list[tuple[float, float, int]]) -> int:
+    """The most runs that were running at one moment."""
+    edges = sorted([(s, 1) for s, _, _ in found] + [(e, -1) for _, e, _ in found])
+    most = running = 0
+    for _, step in edges:  # an end sorts before a start at the same moment
+        running += step
+        most = max(most, running)
+    return most
+
+
+def pids(redis_client: redis.Redis, name: str) -> set[str]:
+    return {span.split()[3] for span in redis_client.lrange(f"test:spans:{name}", 0, -1)}  # type: ignore[union-attr]
+
+
+def test_a_concurrency_of_one_per_key_never_overlaps_across_four_workers(
+    http: httpx.Client, start_workers: Callable[[int], list[Worker]], redis_client: redis.Redis
+) -> None:
+    start_workers(4)
+    customers = ("ada", "bob", "cy")
+    payloads = [{"customer": c} for _ in range(6) for c in customers]
+    emit_batch(http, "e2e.per-customer", payloads)
+    handled_all(http, "any-per-customer", len(payloads))
+    handled_all(http, "one-per-customer", len(payloads))
+
+    ran_by: set[str] = set()
+    for customer in customers:
+        one = spans(redis_client, f"one-per-customer:{customer}")
+        assert len(one) == 6 and {attempt for _, _, attempt in one} == {1}
+        assert overlaps(one) == 1, customer
+        ran_by |= pids(redis_client, f"one-per-customer:{customer}")
+        # Without the limit, the same runs of a customer overlap.
+        assert overlaps(spans(redis_client, f"any-per-customer:{customer}")) > 1
+    assert len(ran_by) > 1  # the runs of the limit went through several processes
+    # Each customer has a slot of its own: runs of different customers did overlap.
+    every = [s for c in customers for s in spans(redis_client, f"one-per-customer:{c}")]
+    assert overlaps(every) > 1
+
+
+def test_a_concurrency_of_two_holds_across_workers(
+    http: httpx.Client, start_workers: Callable[[int], list[Worker]], redis_client: redis.Redis
+) -> None:
+    start_workers(2)
+    emit_batch(http, "e2e.two-at-once", [{"n": n} for n in range(12)])
+    handled_all(http, "two-at-once", 12)
+    found = spans(redis_client, "two-at-once")
+    assert len(found) == 12 and {attempt for _, _, attempt in found} == {1}
+    assert overlaps(found) == 2
+
+
+def test_the_slot_of_a_killed_worker_lapses_and_the_runs_waiting_go_on(
+    http: httpx.Client, start_workers: Callable[[int], list[Worker]], redis_client: redis.Redis
+) -> None:
+    [first] = start_workers(1)
+    keys_ = emit_batch(http, "e2e.one-at-once-dies", [{"n": n} for n in range(3)])
+    hung = wait_until(lambda: redis_client.get("test:one-at-once-dies:hung"), "a run to hang")
+    first.kill()  # it holds the slot; the two other runs wait for it
+    start_workers(1)
+    handled_all(http, "one-at-once-dies", 3)
+
+    found = spans(redis_client, "one-at-once-dies")
+    assert len(found) == 3 and overlaps(found) == 1
+    taken_over = http.get(f"/events/{hung}").json()["transactions"][0]
+    assert taken_over["attempts"] == 2  # the killed run's attempt counts; waiting did not
+    others = [http.get(f"/events/{k}").json()["transactions"][0] for k in keys_ if k != hung]
+    assert [tx["attempts"] for tx in others] == [1, 1]
