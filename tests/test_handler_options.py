@@ -64,6 +64,7 @@ def decorate(
         ({"schedule": "0 9 * * *", "timezone": "Mars/Olympus"}, "unknown time zone"),
         ({"missed_ticks": "all", "schedule": "0 9 * * *"}, "run-last"),
         ({"platform": "no.dots"}, "pattern"),
+        ({"schedule": "0 9 * * *", "platform": "custom"}, "leave platform out"),
     ],
 )
 def test_an_option_that_cannot_work_is_refused_when_the_handler_is_decorated(
@@ -107,7 +108,7 @@ def test_handlers_and_the_dashboard_show_every_option(
     assert shown["options"] == {
         "txKey": "options-test",
         "eventName": "order.paid",
-        "platform": "custom",
+        "platform": "schedule",  # a scheduled handler acts on its ticks
         "label": None,
         "queue": "tidings",
         "since": None,
@@ -135,3 +136,11 @@ def test_a_change_of_options_alone_needs_no_backfill(redis_url: str, redis_clien
     assert first.routing() == changed.routing() and first != changed
     run(lambda store: store.subscribe([first], ["test"]), redis_url)
     assert run(lambda store: store.subscribe([changed], ["test"]), redis_url) == []
+
+
+def test_a_schedule_ticks_from_the_platform_schedule_and_owns_its_event_name() -> None:
+    decorate(schedule="0 9 * * *")
+    assert REGISTRY["options-test"].subscription.platform == "schedule"
+    decorate(tx_key="same-ticks", schedule="0 9 * * *")  # another handler of the same ticks
+    with pytest.raises(ValueError, match="ticks on another schedule already"):
+        decorate(tx_key="other-ticks", schedule="0 10 * * *")

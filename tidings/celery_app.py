@@ -24,7 +24,8 @@ from typing import Any
 from celery import Celery, signals
 from kombu.entity import Queue
 
-from tidings import canary, flow, metrics
+from tidings import beat, canary, flow, metrics
+from tidings.clock import now_ms
 from tidings.errors import REDIS_UNREACHABLE
 from tidings.handlers import REGISTRY, discover
 from tidings.settings import Settings
@@ -222,6 +223,7 @@ def create_celery(settings: Settings | None = None, *, import_handlers: bool = T
 
     if import_handlers:
         _start_worker_duties(app, settings)
+        _start_beat(app, settings)
         canary.install(
             app, settings, lambda items: publish(app, items, batch=settings.dispatch_batch)
         )
@@ -345,6 +347,44 @@ def _start_worker_duties(app: Celery, settings: Settings) -> None:
     @signals.worker_ready.connect(weak=False)
     def on_ready(sender: Any = None, **kwargs: Any) -> None:
         threading.Thread(target=main, name="tidings-duties", daemon=True).start()
+
+    @signals.worker_shutdown.connect(weak=False)
+    def on_shutdown(sender: Any = None, **kwargs: Any) -> None:
+        stop.set()
+
+
+def _start_beat(app: Celery, settings: Settings) -> None:
+    """Every worker's main process fires the ticks of its handlers' schedules that it
+    claims (tidings.beat): no single scheduler process."""
+    stop = threading.Event()
+    scopes = beat.scopes_of(settings.environment_list, settings.owner_list)
+
+    async def ticks() -> None:
+        store = Store.from_settings(settings)
+        actor = canary.worker_name()
+        try:
+            while not stop.is_set():
+                try:
+                    handlers = list(REGISTRY.values())
+                    items = await beat.beat(store, handlers, scopes, actor, now_ms())
+                    if items:
+                        publish(app, items, batch=settings.dispatch_batch)
+                except Exception:  # Redis or the broker away: the next round tries again
+                    log.exception("tidings beat: this round failed")
+                await asyncio.sleep(beat.BEAT_SECONDS)
+        finally:
+            await store.close()
+
+    def main() -> None:
+        try:
+            asyncio.run(ticks())
+        except Exception:
+            log.exception("tidings beat stopped")
+
+    @signals.worker_ready.connect(weak=False)
+    def on_ready(sender: Any = None, **kwargs: Any) -> None:
+        if any(h.options.schedule is not None for h in REGISTRY.values()):
+            threading.Thread(target=main, name="tidings-beat", daemon=True).start()
 
     @signals.worker_shutdown.connect(weak=False)
     def on_shutdown(sender: Any = None, **kwargs: Any) -> None:

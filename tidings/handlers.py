@@ -50,6 +50,15 @@ class Message(Generic[P]):
     attempt: int
 
 
+class Tick(BaseModel):
+    """The payload of a schedule's tick: annotate ``Message[Tick]``."""
+
+    #: When the tick was due (epoch ms).
+    tick: int
+    schedule: str
+    timezone: str
+
+
 @dataclass(frozen=True)
 class Handler:
     fn: Callable[..., Any]
@@ -130,10 +139,30 @@ def handler(
         existing = REGISTRY.get(key)
         if existing is not None and existing.fn.__qualname__ != fn.__qualname__:
             raise ValueError(f"tx_key {key!r} is taken by {existing.fn.__qualname__}")
+        _check_one_schedule(fn, checked)
         REGISTRY[key] = Handler(fn=fn, options=checked, payload_model=payload_model)
         return fn
 
     return decorate
+
+
+def _check_one_schedule(fn: Callable[..., Any], options: models.HandlerOptions) -> None:
+    """The ticks of an event name come from one schedule."""
+    if options.schedule is None:
+        return
+    timing = (options.schedule, options.timezone, options.missed_ticks)
+    for other in REGISTRY.values():
+        o = other.options
+        same_event = o.event_name == options.event_name and o.tx_key != options.tx_key
+        if (
+            same_event
+            and o.schedule is not None
+            and (o.schedule, o.timezone, o.missed_ticks) != timing
+        ):
+            raise ValueError(
+                f"@handler of {fn.__qualname__}: {options.event_name!r} ticks on another "
+                f"schedule already ({o.tx_key}): give this schedule an event name of its own"
+            )
 
 
 def _check_path(fn: Callable[..., Any], payload_model: Any, option: str, path: str) -> None:

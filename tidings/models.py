@@ -258,6 +258,9 @@ DEFAULT_BACKOFF_SECONDS = 1.0
 #: What a scheduled handler does about ticks that passed while no worker ran: run the
 #: latest of them once, or skip them all.
 MissedTicks = Literal["run-last", "skip"]
+#: The platform and label of the events a schedule emits at each tick.
+SCHEDULE_PLATFORM = "schedule"
+SCHEDULE_LABEL = "cron"
 
 
 def _check_rate(rate: str) -> str:
@@ -308,10 +311,19 @@ class HandlerOptions(Record):
     #: (per value of rate_key).
     rate: Rate | None = None
     rate_key: KeyPath | None = None
-    #: A cron expression: the handler runs on its ticks, in `timezone`.
+    #: A cron expression: at each of its ticks (in `timezone`) the event `event_name` is
+    #: emitted, from platform "schedule", and the handler acts on it.
     schedule: str | None = None
     timezone: str = "UTC"
     missed_ticks: MissedTicks = "run-last"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ticks_come_from_the_schedule(cls, data: Any) -> Any:
+        """A scheduled handler acts on its ticks, which come from the platform "schedule"."""
+        if isinstance(data, dict) and data.get("schedule") is not None and "platform" not in data:
+            return {**data, "platform": SCHEDULE_PLATFORM}
+        return data
 
     @model_validator(mode="after")
     def _options_go_together(self) -> "HandlerOptions":
@@ -325,6 +337,11 @@ class HandlerOptions(Record):
             if given and getattr(self, needs) is None:
                 raise ValueError(f"{option} goes with {needs}: give {needs} too")
         if self.schedule is not None:
+            if self.platform != SCHEDULE_PLATFORM:
+                raise ValueError(
+                    f"a schedule's ticks come from platform {SCHEDULE_PLATFORM!r}: leave "
+                    "platform out"
+                )
             schedules.check(self.schedule, self.timezone)
         else:
             schedules.zone(self.timezone)

@@ -5,6 +5,7 @@ environment, for one value of its key path. Each script takes its limit's keys i
 (one hash tag), so that a limit lives in one slot of a Redis Cluster.
 
 - Rate: GCRA in ``flow.rate.lua``; a run over the rate is booked a start time.
+- Schedules: the worker that claims a tick (``tick``) emits it.
 - Concurrency: a slot is a sorted-set entry leased like a transaction (a dead worker's
   slot lapses); runs over the limit wait in a sorted set in the order they came, and
   whoever frees a slot (``release``, or ``wake`` for lapsed ones) hands it to the first
@@ -17,6 +18,7 @@ from typing import Any, Literal
 from tidings.clock import now_ms
 from tidings.store import keys, records
 from tidings.store.connection import StorePart
+from tidings.work import Scope
 
 #: A run booked under a rate that comes back this much before its time still starts (its
 #: put-back message was timed by a worker's clock, the booking by Redis's).
@@ -125,3 +127,13 @@ class Flow(StorePart):
             if not waiting:
                 await self.redis.hdel(keys.FLOW_WAITING, limit)
         return promoted
+
+    async def tick(
+        self, scope: Scope, event_name: str, tick_ms: int, *, record_only: bool = False
+    ) -> Literal["first", "fire", "skip", "done"]:
+        """Claim a tick of the schedule that emits ``event_name`` (see flow.tick.lua)."""
+        answer = await self._flow(
+            "flow.tick", [keys.flow_tick(scope, event_name)], tick_ms, int(record_only)
+        )
+        status: Literal["first", "fire", "skip", "done"] = answer["status"]
+        return status

@@ -70,6 +70,9 @@ every script takes them in KEYS::
     {limit}:waiting    zset    concurrency: runs waiting for a slot -> when they came (ms)
     tidings:flow:waiting  hash  {limit} -> txKey of every concurrency limit with runs waiting
                                (workers hand out those whose slots lapsed)
+    tidings:{flow:tick|{owner}|{env}|{eventName}}
+                       string  the last tick (ms) of the schedule that emits eventName,
+                               claimed by the one worker that emits it
 
 A ``combo`` names which parts of the full name a query filters on: ``*`` for none, else
 ``p=…``, ``l=…``, ``n=…`` joined by ``|`` in that order. Every event is written to the eight
@@ -238,3 +241,7 @@ def flow_slots(limit: str) -> str:
 
 def flow_waiting(limit: str) -> str:
     return f"{limit}:waiting"
+
+
+def flow_tick(scope: Scope, event_name: str) -> str:
+    return f"{ROOT}:{{flow:tick|{scope.owner}|{scope.env}|{event_name}}}"
