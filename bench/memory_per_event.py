@@ -51,13 +51,7 @@ from celery import Celery, states
 from celery.utils import uuid
 
 from tidings import models
-from tidings.handlers import (
-    DEFAULT_BACKOFF_SECONDS,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_QUEUE,
-    Handler,
-    Message,
-)
+from tidings.handlers import Handler, Message
 from tidings.redis_server import EmbeddedRedis
 from tidings.store import Store, keys
 from tidings.store.records import dump
@@ -96,17 +90,7 @@ def noop(event: Message[Any]) -> dict[str, bool]:
     return OUTPUT
 
 
-HANDLER = Handler(
-    fn=noop,
-    event_name=EVENT_NAME,
-    tx_key=TX_KEY,
-    platform=models.CUSTOM_PLATFORM,
-    label=None,
-    max_retries=DEFAULT_MAX_RETRIES,
-    backoff=DEFAULT_BACKOFF_SECONDS,
-    since=None,
-    queue=DEFAULT_QUEUE,
-)
+HANDLER = Handler(fn=noop, options=models.HandlerOptions(tx_key=TX_KEY, event_name=EVENT_NAME))
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ client = aioredis.Redis.from_url(os.environ["REDIS_URL"])
 
 
 @wraps(_emit_with_secret)
-async def emit_with_secret(self: Store, secret: Any, events: Any) -> Any:
+async def emit_with_secret(self: Store, secret: Any, events: Any, **options: Any) -> Any:
     accepted = timeline.now_ns()
-    caller, emitted = await _emit_with_secret(self, secret, events)
+    caller, emitted = await _emit_with_secret(self, secret, events, **options)
     keys = [e.key for e in emitted]
     timeline.mark("accepted", keys, at=accepted)
     timeline.mark("stored", keys)

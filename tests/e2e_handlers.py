@@ -107,3 +107,68 @@ def long(event: Message[Any]) -> str:
     count_run(event)
     time.sleep(4.5)
     return "done"
+
+
+# Flow control: each run records when it started and ended in Redis, on the machine's one
+# clock (and its attempt and process), so that a test can check the limits from the
+# handler's side.
+
+
+def record_span(event: Message[Any], name: str, seconds: float = 0.0) -> None:
+    started = time.time()
+    time.sleep(seconds)
+    span = f"{started} {time.time()} {event.attempt} {os.getpid()}"
+    counter.rpush(f"test:spans:{name}", span)
+
+
+@handler("e2e.rated", tx_key="rated", rate="10/s")
+def rated(event: Message[Any]) -> None:
+    record_span(event, "rated")
+
+
+@handler("e2e.unrated", tx_key="unrated")
+def unrated(event: Message[Any]) -> None:
+    """The same without a rate: what the checks on `rated` would see with no limit."""
+    record_span(event, "unrated")
+
+
+class Shipment(BaseModel):
+    customer: str
+
+
+@handler("e2e.rated-per-customer", tx_key="rated-per-customer", rate="5/s", rate_key="customer")
+def rated_per_customer(event: Message[Shipment]) -> None:
+    record_span(event, f"rated-per-customer:{event.payload.customer}")
+
+
+async def record_async_span(event: Message[Any], name: str, seconds: float) -> None:
+    """An async run, so that one worker process runs many at once, as a limit must stop."""
+    started = time.time()
+    await asyncio.sleep(seconds)
+    span = f"{started} {time.time()} {event.attempt} {os.getpid()}"
+    counter.rpush(f"test:spans:{name}", span)
+
+
+@handler("e2e.per-customer", tx_key="one-per-customer", concurrency=1, concurrency_key="customer")
+async def one_per_customer(event: Message[Shipment]) -> None:
+    await record_async_span(event, f"one-per-customer:{event.payload.customer}", 0.1)
+
+
+@handler("e2e.per-customer", tx_key="any-per-customer")
+async def any_per_customer(event: Message[Shipment]) -> None:
+    """The same without a limit: what the checks on `one-per-customer` would see."""
+    await record_async_span(event, f"any-per-customer:{event.payload.customer}", 0.1)
+
+
+@handler("e2e.two-at-once", tx_key="two-at-once", concurrency=2)
+async def two_at_once(event: Message[Any]) -> None:
+    await record_async_span(event, "two-at-once", 0.1)
+
+
+@handler("e2e.one-at-once-dies", tx_key="one-at-once-dies", concurrency=1)
+def one_at_once_dies(event: Message[Any]) -> None:
+    """The first run hangs, so that a test can kill its worker while it holds the slot."""
+    if not counter.set("test:one-at-once-dies:hung", event.event.key, nx=True):
+        record_span(event, "one-at-once-dies")
+        return
+    time.sleep(120)

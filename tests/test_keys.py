@@ -5,8 +5,9 @@ from typing import Any
 
 import pytest
 import redis
+from redis.crc import key_slot
 
-from tidings.store import keys
+from tidings.store import keys, schema
 from tidings.store.connection import lua_file
 from tidings.work import Scope
 
@@ -132,3 +133,15 @@ def test_a_partition_is_one_cluster_slot() -> None:
         keys.idempotency(scope, p, "{other}"),
     ]
     assert all(re.match(r"[^{]*(\{[^}]*\})", key).group(1) == tag for key in built)  # type: ignore[union-attr]
+
+
+def test_a_limit_is_one_cluster_slot_and_flow_keys_are_of_schema_2() -> None:
+    """A flow script's keys (all of one limit) share a slot, whatever the key path's value;
+    and every flow key carries a hash tag, so that it is not taken for schema-1 data."""
+    scope, tx_key = Scope(*SAMPLES[1][:2]), SAMPLES[1][3]
+    limit = keys.flow_limit("concurrency", scope, tx_key, '{"id": "a}b"}')
+    of_limit = [keys.flow_tat(limit), keys.flow_booked(limit)]
+    of_limit += [keys.flow_slots(limit), keys.flow_waiting(limit)]
+    assert len({key_slot(key.encode()) for key in of_limit}) == 1
+    for key in [*of_limit, keys.FLOW_WAITING, keys.flow_tick(scope, SAMPLES[1][4])]:
+        assert not schema.of_schema_1(key), key

@@ -3,7 +3,7 @@ decorated functions on Celery workers, and query every handler run (a transactio
 
 from tidings.client import Client
 from tidings.errors import TidingsError
-from tidings.handlers import Message, handler
+from tidings.handlers import Message, Tick, handler
 from tidings.worker import emit
 
-__all__ = ["Client", "Message", "TidingsError", "emit", "handler"]
+__all__ = ["Client", "Message", "TidingsError", "Tick", "emit", "handler"]

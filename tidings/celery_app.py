@@ -24,7 +24,8 @@ from typing import Any
 from celery import Celery, signals
 from kombu.entity import Queue
 
-from tidings import canary, metrics
+from tidings import beat, canary, flow, metrics
+from tidings.clock import now_ms
 from tidings.errors import REDIS_UNREACHABLE
 from tidings.handlers import REGISTRY, discover
 from tidings.settings import Settings
@@ -190,6 +191,8 @@ def _keep_leases(runner: Runner, settings: Settings) -> None:
             renewed = time.monotonic()
             try:
                 await store.extend_leases(list(runner.running), settings.lease_ms)
+                held = [(h.limit, h.token) for h in list(runner.slots)]
+                await store.renew_slots(held, settings.lease_ms)
             except Exception:  # Redis away for a moment: try again next round
                 log.exception("could not renew leases")
 
@@ -216,6 +219,7 @@ def create_celery(settings: Settings | None = None, *, import_handlers: bool = T
 
     if import_handlers:
         _start_worker_duties(app, settings)
+        _start_beat(app, settings)
         canary.install(
             app, settings, lambda items: publish(app, items, batch=settings.dispatch_batch)
         )
@@ -326,6 +330,10 @@ def _start_worker_duties(app: Celery, settings: Settings) -> None:
                     if items:
                         log.info("recovery hands out %d transactions again", len(items))
                         publish(app, items, batch=settings.dispatch_batch)
+                    woken = await flow.wake(store, list(REGISTRY.values()), settings.lease_ms)
+                    if woken:
+                        log.info("%d runs take concurrency slots that lapsed", len(woken))
+                        publish(app, woken, batch=settings.dispatch_batch)
                 except Exception:
                     log.exception("tidings worker duties: this round failed")
                 await asyncio.sleep(settings.recovery_interval_seconds)
@@ -341,6 +349,44 @@ def _start_worker_duties(app: Celery, settings: Settings) -> None:
     @signals.worker_ready.connect(weak=False)
     def on_ready(sender: Any = None, **kwargs: Any) -> None:
         threading.Thread(target=main, name="tidings-duties", daemon=True).start()
+
+    @signals.worker_shutdown.connect(weak=False)
+    def on_shutdown(sender: Any = None, **kwargs: Any) -> None:
+        stop.set()
+
+
+def _start_beat(app: Celery, settings: Settings) -> None:
+    """Every worker's main process fires the ticks of its handlers' schedules that it
+    claims (tidings.beat): no single scheduler process."""
+    stop = threading.Event()
+    scopes = beat.scopes_of(settings.environment_list, settings.owner_list)
+
+    async def ticks() -> None:
+        store = Store.from_settings(settings)
+        actor = canary.worker_name()
+        try:
+            while not stop.is_set():
+                try:
+                    handlers = list(REGISTRY.values())
+                    items = await beat.beat(store, handlers, scopes, actor, now_ms())
+                    if items:
+                        publish(app, items, batch=settings.dispatch_batch)
+                except Exception:  # Redis or the broker away: the next round tries again
+                    log.exception("tidings beat: this round failed")
+                await asyncio.sleep(beat.BEAT_SECONDS)
+        finally:
+            await store.close()
+
+    def main() -> None:
+        try:
+            asyncio.run(ticks())
+        except Exception:
+            log.exception("tidings beat stopped")
+
+    @signals.worker_ready.connect(weak=False)
+    def on_ready(sender: Any = None, **kwargs: Any) -> None:
+        if any(h.options.schedule is not None for h in REGISTRY.values()):
+            threading.Thread(target=main, name="tidings-beat", daemon=True).start()
 
     @signals.worker_shutdown.connect(weak=False)
     def on_shutdown(sender: Any = None, **kwargs: Any) -> None:

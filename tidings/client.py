@@ -44,8 +44,14 @@ class Client:
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        answer = self._http.request(method, path, json=body)
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        answer = self._http.request(method, path, json=body, headers=headers)
         try:
             data = answer.json()
         except ValueError:
@@ -55,15 +61,26 @@ class Client:
             raise TidingsError(message or answer.text or answer.reason_phrase, answer.status_code)
         return data
 
-    def emit(self, event: str, payload: Any = None) -> str:
-        """Emit an event; answers its key."""
+    def emit(self, event: str, payload: Any = None, *, idempotency_key: str | None = None) -> str:
+        """Emit an event; answers its key. Emitting again with the same ``idempotency_key``
+        within 24 hours (a retry after a timeout, say) stores nothing new and answers the
+        first event's key."""
         body = {"event": event, "payload": {} if payload is None else payload}
-        return str(self._call("POST", "/emit", body)["key"])
+        headers = None if idempotency_key is None else {"Idempotency-Key": idempotency_key}
+        return str(self._call("POST", "/emit", body, headers)["key"])
 
-    def emit_batch(self, events: list[tuple[str, Any]]) -> list[str]:
-        """Emit (name, payload) pairs all or nothing; answers their keys in order."""
-        body = {"events": [{"event": name, "payload": payload} for name, payload in events]}
-        return list(self._call("POST", "/emit/batch", body)["keys"])
+    def emit_batch(
+        self, events: list[tuple[str, Any]], *, idempotency_keys: list[str | None] | None = None
+    ) -> list[str]:
+        """Emit (name, payload) pairs all or nothing; answers their keys in order. The
+        idempotency keys, if given, go with the events in order (None: that event has none),
+        as ``emit``'s."""
+        body_events = [{"event": name, "payload": payload} for name, payload in events]
+        if idempotency_keys is not None:
+            for event, key in zip(body_events, idempotency_keys, strict=True):
+                if key is not None:
+                    event["idempotencyKey"] = key
+        return list(self._call("POST", "/emit/batch", {"events": body_events})["keys"])
 
     def query(
         self,

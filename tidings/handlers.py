@@ -16,15 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar, get_args, get_origin, get_type_hints
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from tidings import models
 
 P = TypeVar("P")
 
-DEFAULT_QUEUE = "tidings"
-DEFAULT_MAX_RETRIES = 3
-DEFAULT_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 300.0
 
 
@@ -53,18 +50,32 @@ class Message(Generic[P]):
     attempt: int
 
 
+class Tick(BaseModel):
+    """The payload of a schedule's tick: annotate ``Message[Tick]``."""
+
+    #: When the tick was due (epoch ms).
+    tick: int
+    schedule: str
+    timezone: str
+
+
 @dataclass(frozen=True)
 class Handler:
     fn: Callable[..., Any]
-    event_name: str
-    tx_key: str
-    platform: str | None
-    label: str | None
-    max_retries: int
-    backoff: float
-    since: int | None
-    queue: str
+    options: models.HandlerOptions
     payload_model: Any = field(default=None)
+
+    @property
+    def tx_key(self) -> str:
+        return self.options.tx_key
+
+    @property
+    def event_name(self) -> str:
+        return self.options.event_name
+
+    @property
+    def queue(self) -> str:
+        return self.options.queue
 
     @property
     def is_async(self) -> bool:
@@ -72,13 +83,15 @@ class Handler:
 
     @property
     def subscription(self) -> models.Subscription:
+        o = self.options
         return models.Subscription(
-            txKey=self.tx_key,
-            eventName=self.event_name,
-            platform=self.platform,
-            label=self.label,
-            queue=self.queue,
-            since=self.since,
+            txKey=o.tx_key,
+            eventName=o.event_name,
+            platform=o.platform,
+            label=o.label,
+            queue=o.queue,
+            since=o.since,
+            options=o,
         )
 
     def validate_payload(self, payload: Any) -> Any:
@@ -96,59 +109,85 @@ def handler(
     event_name: str,
     *,
     tx_key: str | None = None,
-    platform: str | None = models.CUSTOM_PLATFORM,
-    label: str | None = None,
-    max_retries: int = DEFAULT_MAX_RETRIES,
-    backoff: float = DEFAULT_BACKOFF_SECONDS,
     since: datetime | int | None = None,
-    queue: str = DEFAULT_QUEUE,
+    **options: Any,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Subscribe the decorated function to ``event_name``.
 
     tx_key: the transaction key; by default the function's module-qualified name.
-    platform, label: act only on events from this source (label None: any label).
-    max_retries, backoff: retries after an exception, waiting backoff * 2**n seconds
-        (with jitter, at most 5 minutes).
     since: also act on events emitted since then, before the handler existed (epoch ms or
         a datetime). By default it acts on every event emitted since any process (a worker,
         `tidings serve`, `tidings subscribe`) first registered it.
-    queue: the Celery queue its runs go to (suffixed with the environment).
+    options: the rest of ``tidings.models.HandlerOptions``, by their Python names
+        (platform, label, queue, max_retries, backoff, concurrency, concurrency_key, rate,
+        rate_key, schedule, timezone, missed_ticks). An option that cannot work (an unknown
+        one, a rate of zero, a key path the payload model does not have, a bad cron
+        expression) raises ValueError here, when the module is imported.
     """
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         key = tx_key or f"{fn.__module__}.{fn.__qualname__}"
-        subscription = models.Subscription(
-            txKey=key, eventName=event_name, platform=platform, label=label, queue=queue
-        )
-        _check_names(subscription)
+        try:
+            checked = models.HandlerOptions(
+                tx_key=key, event_name=event_name, since=_epoch_ms(since), **options
+            )
+        except ValidationError as exc:
+            raise ValueError(f"@handler of {fn.__qualname__}: {exc}") from None
+        payload_model = _payload_model(fn)
+        for option, path in checked.key_paths.items():
+            _check_path(fn, payload_model, option, path)
         existing = REGISTRY.get(key)
         if existing is not None and existing.fn.__qualname__ != fn.__qualname__:
             raise ValueError(f"tx_key {key!r} is taken by {existing.fn.__qualname__}")
-        REGISTRY[key] = Handler(
-            fn=fn,
-            event_name=event_name,
-            tx_key=key,
-            platform=platform,
-            label=label,
-            max_retries=max_retries,
-            backoff=backoff,
-            since=_epoch_ms(since),
-            queue=queue,
-            payload_model=_payload_model(fn),
-        )
+        _check_one_schedule(fn, checked)
+        REGISTRY[key] = Handler(fn=fn, options=checked, payload_model=payload_model)
         return fn
 
     return decorate
 
 
-def _check_names(sub: models.Subscription) -> None:
-    """Names follow the same rules as the API's, so that a handler can match an event."""
-    names = TypeAdapter(models.Name)
-    names.validate_python(sub.eventName)
-    names.validate_python(sub.txKey)
-    for part in (sub.platform, sub.label):
-        if part is not None:
-            TypeAdapter(models.Part).validate_python(part)
+def _check_one_schedule(fn: Callable[..., Any], options: models.HandlerOptions) -> None:
+    """The ticks of an event name come from one schedule."""
+    if options.schedule is None:
+        return
+    timing = (options.schedule, options.timezone, options.missed_ticks)
+    for other in REGISTRY.values():
+        o = other.options
+        same_event = o.event_name == options.event_name and o.tx_key != options.tx_key
+        if (
+            same_event
+            and o.schedule is not None
+            and (o.schedule, o.timezone, o.missed_ticks) != timing
+        ):
+            raise ValueError(
+                f"@handler of {fn.__qualname__}: {options.event_name!r} ticks on another "
+                f"schedule already ({o.tx_key}): give this schedule an event name of its own"
+            )
+
+
+def _check_path(fn: Callable[..., Any], payload_model: Any, option: str, path: str) -> None:
+    """A key path names fields the payload model has, as far as the model tells (a dict or
+    Any field may hold anything)."""
+    model = payload_model
+    for part in path.split("."):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return
+        fields = {f.alias or name: f for name, f in model.model_fields.items()}
+        found = fields.get(part)
+        if found is None:
+            raise ValueError(
+                f"@handler of {fn.__qualname__}: {option} {path!r}: {model.__name__} has no "
+                f"field {part!r} (it has {', '.join(sorted(fields)) or 'none'})"
+            )
+        model = _model_in(found.annotation)
+
+
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model an annotation holds (``Customer``, ``Customer | None``), if any."""
+    if isinstance(annotation, type):
+        return annotation
+    models_in = [a for a in get_args(annotation) if isinstance(a, type) and a is not type(None)]
+    return models_in[0] if len(models_in) == 1 else None
 
 
 def _epoch_ms(since: datetime | int | None) -> int | None:

@@ -62,7 +62,8 @@ EVENTS_EMITTED = Definition(
 )
 HANDLER_RUNS = Definition(
     "tidings_handler_runs",
-    "Handler runs by how they ended: finished, failed, retrying, skipped (claimed elsewhere).",
+    "Handler runs by how they ended: finished, failed, retrying, skipped (claimed elsewhere), "
+    "deferred (held back by a concurrency or rate limit, to run later).",
     ("tx_key", "outcome"),
 )
 HANDLER_SECONDS = Definition(

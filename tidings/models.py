@@ -6,14 +6,19 @@ Field names follow the Event API contract exactly (camelCase, ``_id``).
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     WithJsonSchema,
+    model_validator,
 )
+from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
+
+from tidings import schedules
 
 CUSTOM_PLATFORM = "custom"
 MAX_PAGE_SIZE = 1000
@@ -35,6 +40,16 @@ Part = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 ]
 EventKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+#: The longest idempotency key /emit takes...
+MAX_IDEMPOTENCY_KEY = 255
+#: ...and how long it stands for the event first emitted with it.
+IDEMPOTENCY_SECONDS = 24 * 3600
+#: What a client names an emit by, so that sending it again stores nothing new: printable
+#: ASCII without spaces, as the IETF's Idempotency-Key header draft suggests (a UUID fits).
+IdempotencyKey = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_IDEMPOTENCY_KEY, pattern=r"^[!-~]+$"),
+]
 
 
 def _blank_is_none(value: Any) -> Any:
@@ -164,8 +179,14 @@ class EmitRequest(Request):
     payload: Any = Field(default_factory=dict)
 
 
+class BatchEvent(EmitRequest):
+    #: As /emit's Idempotency-Key header: an event sent again with the same key within
+    #: IDEMPOTENCY_SECONDS is not stored again; its key answers the first event's.
+    idempotencyKey: IdempotencyKey | None = None
+
+
 class BatchEmitRequest(Request):
-    events: list[EmitRequest] = Field(min_length=1, max_length=MAX_PAGE_SIZE)
+    events: list[BatchEvent] = Field(min_length=1, max_length=MAX_PAGE_SIZE)
 
 
 def _blank_or(kind: Any) -> BeforeValidator:
@@ -229,6 +250,126 @@ class FullNameRequest(Request):
     label: OptionalPart = None
 
 
+#: A rate's units, in seconds.
+RATE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+DEFAULT_QUEUE = "tidings"
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_BACKOFF_SECONDS = 1.0
+#: What a scheduled handler does about ticks that passed while no worker ran: run the
+#: latest of them once, or skip them all.
+MissedTicks = Literal["run-last", "skip"]
+#: The platform and label of the events a schedule emits at each tick.
+SCHEDULE_PLATFORM = "schedule"
+SCHEDULE_LABEL = "cron"
+
+
+def _check_rate(rate: str) -> str:
+    count, _, unit = rate.partition("/")
+    if not count.isdigit() or unit not in RATE_UNITS:
+        raise ValueError(f"rate {rate!r}: write runs per unit, such as '10/s', '100/m', '1000/h'")
+    if int(count) == 0:
+        raise ValueError(f"rate {rate!r}: at least one run per {unit}, or no rate at all")
+    return rate
+
+
+#: Runs per unit of time: "10/s", "100/m", "1000/h", "5/d".
+Rate = Annotated[str, AfterValidator(_check_rate)]
+#: A dotted path into an event's payload ("customer.id"), whose value keys a limit.
+KeyPath = Annotated[
+    str, StringConstraints(max_length=200, pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+]
+
+
+def rate_interval_ms(rate: str) -> float:
+    """The time between two runs at a rate, in ms."""
+    count, _, unit = rate.partition("/")
+    return RATE_UNITS[unit] * 1000 / int(count)
+
+
+class HandlerOptions(Record):
+    """Every option of ``@handler``, checked when the handler is decorated, and shown by
+    /handlers. JSON names are camelCase (``maxRetries``); Python's are snake_case."""
+
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", frozen=True)
+
+    tx_key: Name
+    event_name: Name
+    #: Act only on events from this source (label None: any label).
+    platform: Part | None = CUSTOM_PLATFORM
+    label: Part | None = None
+    #: The Celery queue of its runs (suffixed with the environment).
+    queue: Name = DEFAULT_QUEUE
+    #: Epoch ms: also act on events emitted since then, before it existed (a backfill).
+    since: int | None = None
+    #: Retries after an exception, waiting backoff * 2**n seconds (with jitter).
+    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
+    backoff: float = Field(default=DEFAULT_BACKOFF_SECONDS, gt=0)
+    #: At most this many runs at once across all workers (per value of concurrency_key).
+    concurrency: int | None = Field(default=None, ge=1)
+    concurrency_key: KeyPath | None = None
+    #: At most so many runs started per unit of time across all workers, spread evenly
+    #: (per value of rate_key).
+    rate: Rate | None = None
+    rate_key: KeyPath | None = None
+    #: A cron expression: at each of its ticks (in `timezone`) the event `event_name` is
+    #: emitted, from platform "schedule", and the handler acts on it.
+    schedule: str | None = None
+    timezone: str = "UTC"
+    missed_ticks: MissedTicks = "run-last"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ticks_come_from_the_schedule(cls, data: Any) -> Any:
+        """A scheduled handler acts on its ticks, which come from the platform "schedule"."""
+        if isinstance(data, dict) and data.get("schedule") is not None and "platform" not in data:
+            return {**data, "platform": SCHEDULE_PLATFORM}
+        return data
+
+    @model_validator(mode="after")
+    def _options_go_together(self) -> "HandlerOptions":
+        for option, needs in (
+            ("concurrency_key", "concurrency"),
+            ("rate_key", "rate"),
+            ("timezone", "schedule"),
+            ("missed_ticks", "schedule"),
+        ):
+            given = getattr(self, option) != type(self).model_fields[option].default
+            if given and getattr(self, needs) is None:
+                raise ValueError(f"{option} goes with {needs}: give {needs} too")
+        if self.schedule is not None:
+            if self.platform != SCHEDULE_PLATFORM:
+                raise ValueError(
+                    f"a schedule's ticks come from platform {SCHEDULE_PLATFORM!r}: leave "
+                    "platform out"
+                )
+            schedules.check(self.schedule, self.timezone)
+        else:
+            schedules.zone(self.timezone)
+        return self
+
+    @property
+    def key_paths(self) -> dict[str, str]:
+        """The payload paths the options name, by option."""
+        paths = {"concurrency_key": self.concurrency_key, "rate_key": self.rate_key}
+        return {option: path for option, path in paths.items() if path is not None}
+
+    def summary(self) -> list[str]:
+        """The options that shape its runs, in words (the dashboard's handlers page)."""
+        said = [f"{self.max_retries} retries, backoff {self.backoff:g} s"]
+        if self.concurrency is not None:
+            per = f" per {self.concurrency_key}" if self.concurrency_key else ""
+            said.append(f"at most {self.concurrency} at once{per}")
+        if self.rate is not None:
+            per = f" per {self.rate_key}" if self.rate_key else ""
+            said.append(f"rate {self.rate}{per}")
+        if self.schedule is not None:
+            said.append(
+                f"on {self.schedule} ({schedules.explain(self.schedule)}, {self.timezone}); "
+                f"missed ticks: {self.missed_ticks}"
+            )
+        return said
+
+
 class Subscription(Record):
     """A handler's subscription, as workers register it in Redis for the API to see."""
 
@@ -242,6 +383,12 @@ class Subscription(Record):
     since: int | None = None
     #: Only these owners' events (None: every owner's).
     owners: list[str] | None = None
+    #: Every option of the handler (None: registered by a tidings before they were kept).
+    options: HandlerOptions | None = None
+
+    def routing(self) -> str:
+        """What decides which events it acts on, as JSON: its options aside."""
+        return self.model_dump_json(exclude={"options"})
 
     def serves(self, owner: str) -> bool:
         return self.owners is None or owner in self.owners

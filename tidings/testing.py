@@ -64,8 +64,8 @@ async def _run(handler: Handler, payload: Any, label: str, url: str) -> models.T
         [event] = await store.emit(
             SCOPE,
             [request],
-            platform=handler.platform or models.CUSTOM_PLATFORM,
-            label=handler.label or label,
+            platform=handler.options.platform or models.CUSTOM_PLATFORM,
+            label=handler.options.label or label,
             actor="tidings.testing",
         )
         item = WorkItem(SCOPE.owner, SCOPE.env, event.key, handler.tx_key)

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from tidings import metrics, models
 from tidings.clock import now_ms
+from tidings.flow import Gate, Held
 from tidings.handlers import MAX_BACKOFF_SECONDS, EventInfo, Handler, Message
 from tidings.ids import new_event_key
 from tidings.store import Store
@@ -31,7 +32,8 @@ from tidings.work import Claim, Emitted, Result, WorkItem
 
 log = logging.getLogger("tidings.worker")
 
-Outcome = Literal["finished", "failed", "retrying", "skipped"]
+#: "deferred": held back by the handler's concurrency or rate, to run later.
+Outcome = Literal["finished", "failed", "retrying", "skipped", "deferred"]
 #: Called with the work item of the next attempt and the delay in seconds.
 ScheduleRetry = Callable[[WorkItem, float], None]
 #: Hands work items to the workers, with the queue of each.
@@ -65,7 +67,7 @@ def emit(event_name: str, payload: Any = None) -> str:
 
 def backoff_delay(handler: Handler, attempt: int) -> float:
     """Exponential, capped, with equal jitter: half fixed, half random."""
-    delay = min(MAX_BACKOFF_SECONDS, handler.backoff * 2.0 ** (attempt - 1))
+    delay = min(MAX_BACKOFF_SECONDS, handler.options.backoff * 2.0 ** (attempt - 1))
     return float(delay / 2 + random.uniform(0, delay / 2))
 
 
@@ -127,12 +129,15 @@ class Runner:
     lease_ms: int
     schedule_retry: ScheduleRetry
     publish: Publish
-    #: What this runner is running now, whose leases are kept alive.
+    #: What this runner is running now, whose leases are kept alive...
     running: set[WorkItem] = field(default_factory=set)
+    #: ...and the concurrency slots they hold.
+    slots: set[Held] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._claim = Together(self._claim_many)
         self._finish = Together(self._finish_many)
+        self.gate = Gate(self.store, self.lease_ms, self.schedule_retry, self.publish)
 
     async def _claim_many(self, items: list[WorkItem]) -> list[Claim | None]:
         return await self.store.claim_many(items, actor=self.worker_name, lease_ms=self.lease_ms)
@@ -141,23 +146,36 @@ class Runner:
         return await self.store.finish_many(results, self.worker_name)
 
     async def run(self, item: WorkItem, handler: Handler) -> Outcome:
-        claim = await self._claim(item)
-        if claim is None:
-            outcome: Outcome = "skipped"
+        admission = await self.gate.admit(item, handler)
+        if not admission.go:
+            outcome: Outcome = "deferred"
         else:
-            if claim.attempt == 1:
-                waited = (now_ms() - claim.created_at) / 1000
-                metrics.METRICS.observe(metrics.EMIT_TO_START_SECONDS, waited, item.tx_key)
-            self.running.add(item)
+            if admission.held is not None:
+                self.slots.add(admission.held)
             try:
-                outcome = await self._run_claimed(item, handler, claim)
+                outcome = await self._run_admitted(item, handler)
             finally:
-                self.running.discard(item)
+                if admission.held is not None:
+                    self.slots.discard(admission.held)
+                await self.gate.release(handler, admission)
         metrics.METRICS.inc(metrics.HANDLER_RUNS, item.tx_key, outcome)
         return outcome
 
+    async def _run_admitted(self, item: WorkItem, handler: Handler) -> Outcome:
+        claim = await self._claim(item)
+        if claim is None:
+            return "skipped"
+        if claim.attempt == 1:
+            waited = (now_ms() - claim.created_at) / 1000
+            metrics.METRICS.observe(metrics.EMIT_TO_START_SECONDS, waited, item.tx_key)
+        self.running.add(item)
+        try:
+            return await self._run_claimed(item, handler, claim)
+        finally:
+            self.running.discard(item)
+
     async def _run_claimed(self, item: WorkItem, handler: Handler, claim: Claim) -> Outcome:
-        if claim.attempt > handler.max_retries + 1:
+        if claim.attempt > handler.options.max_retries + 1:
             # Taken over after lapsed leases until no attempt is left: each run killed its
             # worker (out of memory, a crash), so running it again would do the same.
             lost = {
@@ -172,7 +190,7 @@ class Runner:
         except NotRetryable as exc:
             return await self._end(item, claim, "failed", exc.output)
         except Exception as exc:
-            if claim.attempt > handler.max_retries:
+            if claim.attempt > handler.options.max_retries:
                 return await self._end(item, claim, "failed", error_output(exc))
             return await self._retry(item, handler, claim, exc)
         finally:

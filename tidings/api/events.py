@@ -2,38 +2,80 @@
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter, ValidationError
 
 from tidings import metrics, models, services
 from tidings.api.deps import SECRET_HEADER, Authenticated, PresentSecret, parse_body
 from tidings.api.openapi import CREDENTIAL, JSON_BODY, errors
 from tidings.auth import MISSING_SECRET
-from tidings.errors import Unauthorized
+from tidings.errors import BadRequest, Unauthorized
 from tidings.services import StoreDep
 from tidings.throttle import client_address
-from tidings.work import Emitted
+from tidings.work import Emitted, NewEvent
 
 router = APIRouter(responses=CREDENTIAL)
 
-#: /emit's secret key and body in the OpenAPI document (the body's schema is there for
-#: /emit/batch's sake).
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: Answered (true) when an emit's idempotency key stood for an event stored before.
+REPLAYED_HEADER = "Idempotent-Replayed"
+IDEMPOTENCY_KEYS = TypeAdapter(models.IdempotencyKey)
+
+#: /emit's secret key, idempotency key and body in the OpenAPI document.
 EMIT_OPENAPI = {
     "security": [{"SecretKey": []}],
+    "parameters": [
+        {
+            "name": IDEMPOTENCY_HEADER,
+            "in": "header",
+            "required": False,
+            "description": (
+                "Emitting again with the same key within 24 hours stores nothing new and "
+                "answers the first event's key (owner and environment share the keys)."
+            ),
+            "schema": IDEMPOTENCY_KEYS.json_schema(),
+        }
+    ],
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EmitRequest"}}},
+        "content": {"application/json": {"schema": models.EmitRequest.model_json_schema()}},
     },
 }
 
 
-async def emit(request: Request, secret: str, events: list[models.EmitRequest]) -> list[Emitted]:
+def new_event(event: models.EmitRequest, idempotency_key: str | None) -> NewEvent:
+    """An event to store; its idempotency key apart from webhooks' (tidings/webhooks)."""
+    return NewEvent(
+        event.event,
+        event.payload,
+        idempotency_key=None if idempotency_key is None else f"emit:{idempotency_key}",
+    )
+
+
+async def emit(request: Request, secret: str, events: list[NewEvent]) -> list[Emitted]:
     """Store events, then hand their transactions to the workers. The secret is checked in
     the same round trip to Redis as the events are stored."""
     async with services.throttle(request).attempt(client_address(request)):
-        who, emitted = await services.store(request).emit_with_secret(secret, events)
+        who, emitted = await services.store(request).emit_with_secret(
+            secret, events, idempotency_seconds=models.IDEMPOTENCY_SECONDS
+        )
     for event, stored in zip(events, emitted, strict=True):
-        metrics.METRICS.inc(metrics.EVENTS_EMITTED, who.env, metrics.event_label(event, stored))
+        if not stored.duplicate:
+            metrics.METRICS.inc(metrics.EVENTS_EMITTED, who.env, metrics.event_label(event, stored))
     await services.dispatcher(request)(who, emitted)
     return emitted
+
+
+def idempotency_key(request: Request) -> str | None:
+    sent = request.headers.get(IDEMPOTENCY_HEADER)
+    if sent is None:
+        return None
+    try:
+        return IDEMPOTENCY_KEYS.validate_python(sent)
+    except ValidationError:
+        raise BadRequest(
+            f"{IDEMPOTENCY_HEADER} must be 1 to {models.MAX_IDEMPOTENCY_KEY} printable ASCII "
+            "characters without spaces"
+        ) from None
 
 
 # /emit reads its header and body itself: pydantic reads the JSON straight into the model,
@@ -46,17 +88,22 @@ async def emit_one(request: Request) -> JSONResponse:
     secret = request.headers.get(SECRET_HEADER)
     if not secret:
         raise Unauthorized(MISSING_SECRET)
+    ikey = idempotency_key(request)
     body = parse_body(models.EmitRequest, await request.body())
-    [emitted] = await emit(request, secret, [body])
-    return JSONResponse({"status": "success", "key": emitted.key})
+    [emitted] = await emit(request, secret, [new_event(body, ikey)])
+    replayed = {REPLAYED_HEADER: "true"} if emitted.duplicate else None
+    return JSONResponse({"status": "success", "key": emitted.key}, headers=replayed)
 
 
 @router.post("/emit/batch", response_model=models.BatchEmitResult, responses=JSON_BODY)
 async def emit_batch(
     request: Request, body: models.BatchEmitRequest, secret: PresentSecret
 ) -> models.BatchEmitResult:
-    """Store up to 1,000 events, all or nothing; their keys come back in order."""
-    emitted = await emit(request, secret, body.events)
+    """Store up to 1,000 events, all or nothing; their keys come back in order. An event
+    whose idempotencyKey came with one in the last 24 hours is not stored again: its key is
+    the first event's."""
+    events = [new_event(event, event.idempotencyKey) for event in body.events]
+    emitted = await emit(request, secret, events)
     return models.BatchEmitResult(keys=[e.key for e in emitted])
 
 

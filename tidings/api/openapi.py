@@ -17,7 +17,10 @@ RETRY_AFTER = {
 }
 
 ERRORS = {
-    400: "Malformed JSON, a body that is not a JSON object, or filters that do not go together.",
+    400: (
+        "Malformed JSON, a body that is not a JSON object, filters that do not go together, "
+        "or a bad Idempotency-Key."
+    ),
     401: "The credential is missing, unknown or revoked.",
     404: "Not found (or, for /admin, the admin API is disabled).",
     409: "Conflicts with what is stored: nothing was changed.",

@@ -14,11 +14,13 @@ scripts beside it:
 - ``subscriptions``: handlers' subscriptions, backfill and recovery
 - ``workers``: heartbeats, and how each handler is doing
 - ``reruns``: failed transactions run again
+- ``flow``: rate and concurrency limits of handlers, across workers
 - ``records``: records as Redis holds them, decoded into named models
 - ``connection``: the Redis client and the scripts every part shares
 """
 
 from tidings.store.events import Events
+from tidings.store.flow import Flow
 from tidings.store.reruns import Reruns
 from tidings.store.secret_keys import SecretKeys
 from tidings.store.subscriptions import Subscriptions
@@ -26,5 +28,5 @@ from tidings.store.transactions import Transactions
 from tidings.store.workers import Workers
 
 
-class Store(Workers, Transactions, Events, Subscriptions, SecretKeys, Reruns):
+class Store(Workers, Transactions, Events, Subscriptions, SecretKeys, Reruns, Flow):
     """All reads and writes of tidings' data. Methods that act for a caller take its scope."""

@@ -90,7 +90,11 @@ class Events(SecretKeys):
         return new_event_key(partition=(p, self.partitions)), new
 
     async def emit_with_secret(
-        self, secret: str | None, events: Sequence[models.EmitRequest | NewEvent]
+        self,
+        secret: str | None,
+        events: Sequence[models.EmitRequest | NewEvent],
+        *,
+        idempotency_seconds: int | None = None,
     ) -> tuple[Caller, list[Emitted]]:
         """`emit` for the holder of a secret key."""
         if not secret:
@@ -110,6 +114,7 @@ class Events(SecretKeys):
             caller.name,
             [self._keyed(event) for event in events],
             version,
+            idempotency_seconds,
         )
         return caller, emitted
 

@@ -62,6 +62,25 @@ partition's ``meta`` key and builds the others from it::
 A chunk is CHUNK sequence numbers. A ``combo`` names which parts of the full name a query
 filters on: ``*`` for none, else ``p=…``, ``l=…``, ``n=…`` joined by ``|`` in that order.
 Names never contain ``|``.
+
+Flow control (``flow.py``): a limit is a handler's rate or concurrency in one owner and
+environment, for one value of its key path (``null`` without one). Its keys share the hash
+tag of its ``{limit}`` prefix, ``tidings:{flow:{kind}|{owner}|{env}|{txKey}|{value}}``, and
+every script takes them in KEYS::
+
+    {limit}:tat        string  rate: when the next run may start (ms, GCRA's theoretical
+                               arrival time); expires once past
+    {limit}:booked     zset    rate: runs over the rate ("{owner}|{env}|{key}|{txKey}|
+                               {attempt}") -> when each may start (ms)
+    {limit}:slots      zset    concurrency: runs holding a slot (a run's token, or a run as
+                               above for a slot kept for it) -> when the slot lapses (ms)
+    {limit}:waiting    zset    concurrency: runs waiting for a slot -> when they came (ms)
+    tidings:{flow}:waiting
+                       hash    {limit} -> txKey of every concurrency limit with runs waiting
+                               (workers hand out those whose slots lapsed)
+    tidings:{flow:tick|{owner}|{env}|{eventName}}
+                       string  the last tick (ms) of the schedule that emits eventName,
+                               claimed by the one worker that emits it
 """
 
 import zlib
@@ -229,3 +248,35 @@ def combos(platform: str, label: str, event_name: str) -> list[str]:
         for lb in (None, label)
         for n in (None, event_name)
     ]
+
+
+# Flow control
+
+
+FLOW_WAITING = f"{ROOT}:{{flow}}:waiting"
+
+
+def flow_limit(kind: str, scope: Scope, tx_key: str, value: str) -> str:
+    """The prefix of a limit's keys: ``kind`` is "rate" or "concurrency"; ``value`` the
+    JSON of its key path's value in the payload ("null" without a key path)."""
+    return f"{ROOT}:{{flow:{kind}|{scope.owner}|{scope.env}|{tx_key}|{value}}}"
+
+
+def flow_tat(limit: str) -> str:
+    return f"{limit}:tat"
+
+
+def flow_booked(limit: str) -> str:
+    return f"{limit}:booked"
+
+
+def flow_slots(limit: str) -> str:
+    return f"{limit}:slots"
+
+
+def flow_waiting(limit: str) -> str:
+    return f"{limit}:waiting"
+
+
+def flow_tick(scope: Scope, event_name: str) -> str:
+    return f"{ROOT}:{{flow:tick|{scope.owner}|{scope.env}|{event_name}}}"

@@ -55,7 +55,7 @@ class Subscriptions(SecretKeys):
             await self._new_version(env)
             for sub, spec in zip(subscriptions, stored, strict=True):
                 since = sub.since
-                if since is None and spec != sub.model_dump_json():
+                if since is None and not _routes_alike(spec, sub):
                     # Events that the earlier subscription (or none) did not route.
                     since = int(first_seen[sub.txKey])
                 if since is not None:
@@ -199,3 +199,11 @@ class Subscriptions(SecretKeys):
             for (scope, work), spec in zip(found, specs, strict=True)
             if spec is not None
         ]
+
+
+def _routes_alike(spec: str | None, sub: models.Subscription) -> bool:
+    """A subscription as stored routes the same events as ``sub`` (a change of its other
+    options, a rate say, needs no backfill)."""
+    if spec is None:
+        return False
+    return models.Subscription.model_validate_json(spec).routing() == sub.routing()
