@@ -191,8 +191,7 @@ def stored_event_keys(client: redis.Redis, scope: Scope) -> list[str]:
     """The keys of a scope's events (of one partition, the default), oldest first, as its
     log lists them."""
     found = []
-    meta = client.hgetall(keys.meta(scope, 0))
-    seq = int(meta.get("seq") or meta.get(b"seq") or 0)
+    seq = int(client.hget(keys.meta(scope, 0), "seq") or 0)
     for chunk in range(seq // keys.CHUNK + 1):
         log = client.execute_command("GET", keys.log(scope, 0, chunk), **{NEVER_DECODE: True})
         log = log or b""

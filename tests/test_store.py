@@ -12,6 +12,7 @@ from tidings.store import Store, keys
 from tidings.work import Emitted, NewEvent, Scope, WorkItem
 
 SCOPE = Scope("default", "test")
+SHIP = models.Subscription(txKey="ship", eventName="order.paid", queue="tidings")
 
 
 async def emit_paid(store: Store, scope: Scope = SCOPE, count: int = 1) -> list[Emitted]:
@@ -257,3 +258,26 @@ def test_an_idempotency_key_lasts_its_time_and_never_past_the_retention(
     client = redis.Redis.from_url(settings.store_url, decode_responses=True)
     assert 0 < client.ttl(keys.idempotency(SCOPE, 0, "short")) <= 60
     assert 60 < client.ttl(keys.idempotency(SCOPE, 0, "long")) <= 600
+
+
+def test_an_emit_after_a_subscription_elsewhere_is_routed_to_it(settings: Settings) -> None:
+    """A process caches the subscriptions it routes by; one that changed them in another
+    process is seen by its next emit (the version read with it, or the partition's)."""
+
+    async def scenario() -> tuple[list[Emitted], list[Emitted], list[Emitted]]:
+        api, worker = Store.from_settings(settings), Store.from_settings(settings)
+        try:
+            before = await emit_paid(api)  # caches "no handler for order.paid"
+            await worker.subscribe([SHIP], ["test"])
+            after = await emit_paid(api)
+            await worker.unsubscribe("ship", ["test"])
+            gone = await emit_paid(api)
+            return before, after, gone
+        finally:
+            await api.close()
+            await worker.close()
+
+    before, after, gone = asyncio.run(scenario())
+    assert [e.routes for e in before] == [[]]
+    assert [e.routes for e in after] == [[("ship", "tidings")]]
+    assert [e.routes for e in gone] == [[]]
