@@ -34,15 +34,14 @@ async def emit_with_secret(self: Store, secret: Any, events: Any) -> Any:
 
 def traced(publish: Any) -> Any:
     @wraps(publish)
-    async def traced_publish(self: Any, items: Any) -> bool:
-        backlog: bool = await publish(self, items)
+    async def traced_publish(self: Any, items: Any) -> None:
+        await publish(self, items)
         timeline.mark("published", [item.key for item, _ in items])
         marks = timeline.due()
         if marks:  # written in the background, on this event loop
             task = asyncio.create_task(timeline.flush(client, marks))
             _writes.add(task)
             task.add_done_callback(_writes.discard)
-        return backlog
 
     return traced_publish
 

@@ -25,14 +25,14 @@ def decoded(raw: str) -> dict[str, Any]:
     return message
 
 
-def dispatch(settings: Settings, *batches: list[tuple[WorkItem, str]], hold: float = 0.5) -> None:
-    """Send each batch to a new dispatcher in turn, a moment apart, then wait until all are out."""
+def dispatch(settings: Settings, *batches: list[tuple[WorkItem, str]]) -> None:
+    """Send each batch to a new dispatcher in turn, each once the last is out."""
 
     async def run() -> None:
-        dispatcher = Dispatcher(RedisBroker(settings.broker, batch=100), hold=hold)
+        dispatcher = Dispatcher(RedisBroker(settings.broker, batch=100))
         for batch in batches:
             dispatcher.send(batch)
-            await asyncio.sleep(0.05)
+            await dispatcher.wait()
         await dispatcher.close()
 
     asyncio.run(run())
@@ -69,10 +69,10 @@ def test_a_message_from_the_dispatcher_is_the_one_celery_would_write(settings, r
 
 
 def test_an_event_goes_out_at_once_while_the_workers_keep_up(settings, redis_client):
-    # Each publish finds the queue empty (a worker took the last message): nothing is held
-    # back, so each event has its own message even with a hold far longer than the run.
+    # Each publish finds the queue empty (a worker took the last message): each event has
+    # its own message, at once.
     async def run() -> None:
-        dispatcher = Dispatcher(RedisBroker(settings.broker, batch=100), hold=60)
+        dispatcher = Dispatcher(RedisBroker(settings.broker, batch=100))
         for key in ("a", "b", "c"):
             dispatcher.send([item(key)])
             await asyncio.wait_for(dispatcher.wait(), timeout=30)
@@ -83,33 +83,60 @@ def test_an_event_goes_out_at_once_while_the_workers_keep_up(settings, redis_cli
     asyncio.run(run())
 
 
-def test_while_messages_wait_the_dispatcher_holds_events_until_the_queue_empties(
-    settings, redis_client
-):
-    async def run() -> list[list[str]]:
-        dispatcher = Dispatcher(RedisBroker(settings.broker, batch=100), hold=60)
+def test_while_messages_wait_new_events_join_the_last_one_pushed(settings, redis_client):
+    # b finds a waiting: the workers are behind, and c and d join b (which would go after
+    # a anyway) instead of waiting behind it in messages of their own.
+    dispatch(settings, [item("a")], [item("b")], [item("c")], [item("d", attempt=2)])
+    assert messages(redis_client) == [["a"], ["b", "c", "d"]]
+    [_, joined] = (decoded(m) for m in reversed(redis_client.lrange(QUEUE, 0, -1)))
+    assert joined["body"][0][0][2] == ["default", "test", "d", "h", 2]
+    assert joined["headers"]["argsrepr"] == "[<3 transactions>]"
+
+
+def test_an_event_does_not_join_a_message_a_worker_is_about_to_take(settings, redis_client):
+    async def run() -> tuple[list[list[str]], list[list[str]]]:
+        dispatcher = Dispatcher(RedisBroker(settings.broker, batch=100))
         for key in ("a", "b"):  # b finds a waiting: the workers are behind
             dispatcher.send([item(key)])
             await dispatcher.wait()
-        for key in ("c", "d"):
-            dispatcher.send([item(key)])
-            await asyncio.sleep(0.1)
-        held = messages(redis_client)
-        redis_client.delete(QUEUE)  # the workers take a and b
-        await asyncio.wait_for(dispatcher.wait(), timeout=30)
+        redis_client.rpop(QUEUE, 1)  # a worker takes a: b waits alone, next to be taken
+        dispatcher.send([item("c")])
+        await dispatcher.wait()
+        alone = messages(redis_client)
+        redis_client.rpop(QUEUE, 2)  # the workers take b and c
+        dispatcher.send([item("d")])
         await dispatcher.close()
-        return held
+        return alone, messages(redis_client)
 
-    held = asyncio.run(run())
-    assert held == [["a"], ["b"]]  # c and d wait while a and b do
-    assert messages(redis_client) == [["c", "d"]]  # then go together, once the queue is empty
+    alone, taken = asyncio.run(run())
+    assert alone == [["b"], ["c"]]
+    assert taken == [["d"]]
 
 
-def test_events_are_held_back_no_longer_than_the_hold(settings, redis_client):
-    # No worker takes anything: c is held (d, 50 ms later, joins it), and both go once the
-    # hold is over, however full the queue.
-    dispatch(settings, [item("a")], [item("b")], [item("c")], [item("d")], hold=0.3)
-    assert messages(redis_client) == [["a"], ["b"], ["c", "d"]]
+def test_an_event_does_not_join_a_message_pushed_after_the_dispatchers_own(settings, redis_client):
+    async def run() -> None:
+        dispatcher = Dispatcher(RedisBroker(settings.broker, batch=100))
+        for key in ("a", "b"):
+            dispatcher.send([item(key)])
+            await dispatcher.wait()
+        publish(create_celery(settings, import_handlers=False), [item("other")])
+        dispatcher.send([item("c")])
+        await dispatcher.close()
+
+    asyncio.run(run())
+    assert messages(redis_client) == [["a"], ["b"], ["other"], ["c"]]
+
+
+def test_a_message_grows_no_larger_than_the_batch_size(settings, redis_client):
+    async def run() -> None:
+        dispatcher = Dispatcher(RedisBroker(settings.broker, batch=2))
+        for key in "abcd":
+            dispatcher.send([item(key)])
+            await dispatcher.wait()
+        await dispatcher.close()
+
+    asyncio.run(run())
+    assert messages(redis_client) == [["a"], ["b", "c"], ["d"]]
 
 
 def test_rows_beyond_the_batch_size_go_in_further_messages(settings, redis_client):

@@ -70,14 +70,11 @@ def message_rows(items: Iterable[tuple[WorkItem, str]], batch: int) -> list[tupl
     by_queue: dict[str, list[list[Any]]] = defaultdict(list)
     for item, queue in items:
         by_queue[queue_name(queue, item.env)].append(item.row)
-    messages = [
+    return [
         (queue, rows[start : start + batch])
         for queue, rows in by_queue.items()
         for start in range(0, len(rows), batch)
     ]
-    for _, rows in messages:
-        metrics.METRICS.observe(metrics.DISPATCH_BATCH, len(rows))
-    return messages
 
 
 #: The body's third part (protocol 2): no callbacks, errbacks, chain or chord.
@@ -85,11 +82,10 @@ NO_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 ORIGIN = f"tidings@{socket.gethostname()}"
 
 
-def redis_message(rows: list[Any], queue: str) -> str:
+def redis_message(rows: list[Any], queue: str, task_id: str) -> str:
     """A tidings.run message as kombu's Redis transport keeps it in the queue's list: a
     Celery task message (protocol 2, docs.celeryq.dev internals/protocol) in kombu's JSON
     envelope, the body base64-encoded, with the fields ``app.send_task`` writes."""
-    task_id = str(uuid.uuid4())
     body = json.dumps([[rows], {}, NO_EMBED])
     return json.dumps(
         {
@@ -276,6 +272,9 @@ ROWS_AT_ONCE = 16
 
 
 async def _run_batch(runner: Runner, rows: list[list[Any]]) -> None:
+    # Counted here, as the message is run: the API's dispatcher adds rows to a message
+    # while it waits in its queue, so only its receiver knows how many it carried.
+    metrics.METRICS.observe(metrics.DISPATCH_BATCH, len(rows))
     slots = asyncio.Semaphore(ROWS_AT_ONCE)
 
     async def run_row(owner: str, env: str, key: str, tx_key: str, attempt: int) -> None:

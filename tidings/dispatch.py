@@ -1,17 +1,17 @@
 """Hands stored events to the workers: the API's side of the broker.
 
 A broker message costs far more than storing an event, so events do not each get a
-message. The dispatcher publishes at once when it is idle; whatever is emitted while a
-publish is in flight goes into the next message. At low load an event leaves at once; under
-load one message carries many.
+message when the workers are behind. The dispatcher publishes at once when it is idle,
+before the request that emitted the event writes its answer; whatever is emitted while a
+publish is in flight goes into the next message. At low load an event leaves at once;
+under load one message carries many. Nothing is ever held back to wait for more.
 
-On a Redis broker it publishes from the event loop itself: one LPUSH a message, of the
-message Celery's own publish would write (``tidings.celery_app.redis_message``), with no
-thread hand-off and a third of ``send_task``'s CPU. LPUSH answers the queue's length, which
-tells when the workers are behind: a message of ours found another waiting that no worker
-had taken. Then the dispatcher holds what is emitted next until the queue is empty (it
-checks the queue's length, more and more seldom, for up to HOLD_SECONDS), and publishes it
-all as one message: events emitted while messages wait would wait behind them anyway, and
+On a Redis broker it publishes from the event loop itself, one script a queue
+(``JOIN_OR_PUSH``) that pushes the message Celery's own publish would write
+(``tidings.celery_app.redis_message``), with no thread hand-off and a third of
+``send_task``'s CPU. While the workers are behind (the message this dispatcher pushed last
+still waits in its queue, behind others), the script adds the new rows to that message
+instead: events that would wait behind the other messages anyway travel together, and
 fewer, larger messages cost the workers less per event, so that they catch up. Other
 brokers get Celery's publish, in a thread.
 
@@ -21,8 +21,10 @@ recovery hands out what was never published.
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Iterable
-from typing import Protocol
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from celery import Celery
@@ -34,58 +36,89 @@ from tidings.work import Emitted, WorkItem
 
 log = logging.getLogger("tidings.dispatch")
 
-#: The longest the dispatcher holds events back while messages wait in their queue.
-HOLD_SECONDS = 0.02
-#: How soon it first checks whether the queue is empty again; each next check waits twice
-#: as long, so that a long wait costs a few checks.
-FIRST_CHECK_SECONDS = 0.001
 #: Broker URL schemes published to straight from the event loop.
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+#: The longest a publish to a Redis broker may take before it counts as failed (and
+#: recovery hands its events out later).
+PUBLISH_TIMEOUT_SECONDS = 5
+
+#: KEYS[1] the queue (kombu's list: LPUSH at the head, BRPOP from the tail). ARGV[1] the
+#: id of the message this dispatcher pushed there last, ARGV[2] that message with the new
+#: rows added (or ''), ARGV[3..] the new rows' own messages, oldest first. While that last
+#: message waits at the head behind others, it becomes ARGV[2]; otherwise ARGV[3..] are
+#: pushed. Answers {1 if joined else 0, the queue's length}.
+JOIN_OR_PUSH = """
+if ARGV[2] ~= '' and redis.call('LLEN', KEYS[1]) > 1 then
+  local head = redis.call('LINDEX', KEYS[1], 0)
+  if string.find(head, ARGV[1], 1, true) then
+    redis.call('LSET', KEYS[1], 0, ARGV[2])
+    return {1, redis.call('LLEN', KEYS[1])}
+  end
+end
+return {0, redis.call('LPUSH', KEYS[1], unpack(ARGV, 3))}
+"""
 
 Items = list[tuple[WorkItem, str]]
 
 
 class Broker(Protocol):
-    async def publish(self, items: Items) -> bool:
-        """Publish work items; answer whether other messages were waiting in their queue."""
-        ...
-
-    async def waiting(self) -> bool:
-        """Whether messages still wait in the queues of the last publish that found some."""
+    async def publish(self, items: Items) -> None:
+        """Publish work items."""
         ...
 
     async def close(self) -> None: ...
+
+
+@dataclass
+class _Pushed:
+    """The last message a dispatcher pushed onto a queue."""
+
+    task_id: str
+    rows: list[Any]
+    #: Whether other messages waited in the queue once it was pushed.
+    behind: bool
 
 
 class RedisBroker:
     """Publishes onto the lists kombu's Redis transport consumes, from the event loop."""
 
     def __init__(self, url: str, *, batch: int) -> None:
-        self.redis = aioredis.Redis.from_url(url)
+        # No socket timeout: redis-py's wraps every send in a task of its own (wait_for),
+        # an extra turn of the event loop for each; PUBLISH_TIMEOUT_SECONDS bounds a publish.
+        self.redis = aioredis.Redis.from_url(url, socket_timeout=None)
         self.batch = batch
-        #: The queues in which the last publish found messages waiting.
-        self._behind: list[str] = []
+        self._join_or_push = self.redis.register_script(JOIN_OR_PUSH)
+        self._last: dict[str, _Pushed] = {}
 
-    async def publish(self, items: Items) -> bool:
-        messages = message_rows(items, self.batch)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for queue, rows in messages:
-                pipe.lpush(queue, redis_message(rows, queue))
-            lengths: list[int] = await pipe.execute()
-        pushed: dict[str, int] = {}
-        for queue, _ in messages:
-            pushed[queue] = pushed.get(queue, 0) + 1
-        # A list's last answer counts what was there before plus what this pipeline pushed.
-        last = {queue: length for (queue, _), length in zip(messages, lengths, strict=True)}
-        self._behind = [queue for queue in pushed if last[queue] > pushed[queue]]
-        return bool(self._behind)
+    async def publish(self, items: Items) -> None:
+        by_queue: dict[str, list[list[Any]]] = {}
+        for queue, rows in message_rows(items, self.batch):
+            by_queue.setdefault(queue, []).append(rows)
+        async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+            for queue, messages in by_queue.items():
+                await self._publish(queue, messages)
 
-    async def waiting(self) -> bool:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for queue in self._behind:
-                pipe.llen(queue)
-            lengths: list[int] = await pipe.execute()
-        return any(lengths)
+    async def _publish(self, queue: str, messages: list[list[Any]]) -> None:
+        """Push one queue's new messages, or let their rows join the last one pushed there."""
+        last = self._last.get(queue)
+        joined = ""
+        if last and last.behind and len(messages) == 1:
+            rows = last.rows + messages[0]
+            if len(rows) <= self.batch:
+                joined = redis_message(rows, queue, last.task_id)
+        new = [_Pushed(str(uuid.uuid4()), rows, behind=False) for rows in messages]
+        did_join, length = await self._join_or_push(
+            keys=[queue],
+            args=[
+                last.task_id if last else "",
+                joined,
+                *(redis_message(m.rows, queue, m.task_id) for m in new),
+            ],
+        )
+        if did_join and last:
+            self._last[queue] = replace(last, rows=last.rows + messages[0])
+        else:
+            self._last[queue] = replace(new[-1], behind=length > len(new))
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -98,25 +131,18 @@ class CeleryBroker:
         self.app = app
         self.batch = batch
 
-    async def publish(self, items: Items) -> bool:
+    async def publish(self, items: Items) -> None:
         await asyncio.to_thread(publish, self.app, items, batch=self.batch)
-        return False  # its queues' lengths are not known
-
-    async def waiting(self) -> bool:
-        return False
 
     async def close(self) -> None:
         return None
 
 
 class Dispatcher:
-    def __init__(self, broker: Broker, *, hold: float = HOLD_SECONDS) -> None:
+    def __init__(self, broker: Broker) -> None:
         self.broker = broker
-        #: The longest it holds events back while messages wait in their queue.
-        self.hold = hold
         self._pending: Items = []
         self._publishing: asyncio.Task[None] | None = None
-        self._behind = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Dispatcher":
@@ -127,11 +153,16 @@ class Dispatcher:
 
     async def __call__(self, caller: Caller, emitted: list[Emitted]) -> None:
         """Hand out the transactions of stored events."""
+        idle = self._publishing is None
         self.send(
             (WorkItem(caller.owner, caller.env, event.key, tx_key), queue)
             for event in emitted
             for tx_key, queue in event.routes
         )
+        if idle and self._publishing is not None:
+            # One turn of the event loop: the publish just begun writes its message now,
+            # rather than after this request has written its answer.
+            await asyncio.sleep(0)
 
     def send(self, items: Iterable[tuple[WorkItem, str]]) -> None:
         """Hand out work items (with their queues)."""
@@ -142,29 +173,14 @@ class Dispatcher:
     async def _drain(self) -> None:
         try:
             while self._pending:
-                if self._behind:
-                    await self._hold()
                 pending, self._pending = self._pending, []
                 try:
-                    self._behind = await self.broker.publish(pending)
+                    await self.broker.publish(pending)
                 except Exception:
                     # The events are stored and outstanding: recovery dispatches them later.
                     log.exception("could not publish %d transactions; recovery will", len(pending))
         finally:
             self._publishing = None
-
-    async def _hold(self) -> None:
-        """Let events gather while messages wait in their queue (at most ``hold``)."""
-        loop = asyncio.get_running_loop()
-        deadline, pause = loop.time() + self.hold, FIRST_CHECK_SECONDS
-        while True:
-            await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
-            try:
-                if loop.time() >= deadline or not await self.broker.waiting():
-                    return
-            except Exception:  # the broker is away: the publish will say so
-                return
-            pause *= 2
 
     async def wait(self) -> None:
         """Until everything sent so far has been published (or failed to be)."""

@@ -79,7 +79,7 @@ EMIT_TO_START_SECONDS = Definition(
 )
 DISPATCH_BATCH = Definition(
     "tidings_dispatch_batch_size",
-    "Transactions per broker message.",
+    "Transactions per broker message, counted by the worker that runs it.",
     (),
     BATCH_BUCKETS,
 )
