@@ -285,6 +285,9 @@ async def _run_batch(runner: Runner, rows: list[list[Any]]) -> None:
         async with slots:
             await runner.run(WorkItem(owner, env, key, tx_key, attempt), handler)
 
+    if len(rows) == 1:  # nothing to run beside it: no task of its own, no turn of the loop
+        await run_row(*rows[0])
+        return
     results = await asyncio.gather(*(run_row(*row) for row in rows), return_exceptions=True)
     errors = [r for r in results if isinstance(r, BaseException)]
     if errors:  # e.g. Redis unreachable: the lease lapses and recovery hands the row out again
