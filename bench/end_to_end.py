@@ -69,7 +69,15 @@ from typing import Any
 import httpx
 import redis
 import timeline
-from harness import WORKER_ARGS, Harness, cpu_seconds, cpu_split, finished, wait_until
+from harness import (
+    WORKER_ARGS,
+    Harness,
+    cpu_seconds,
+    cpu_split,
+    finished,
+    machine_cpu_seconds,
+    wait_until,
+)
 from http_load import HttpClient, open_loop
 
 from tidings.store import keys
@@ -164,6 +172,8 @@ class Bench:
             "main": main,
             "pool": pool,
             "redis": server["used_cpu_user"] + server["used_cpu_sys"],
+            "machine": machine_cpu_seconds(),
+            "wall": time.monotonic(),
         }
 
     # Throughput
@@ -314,6 +324,8 @@ def latency(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
     b.latency_keys.clear()
     rtt: list[float] = []
     cpu = {side: dict.fromkeys(LATENCY_CPU_PARTS, 0.0) for side in ("tidings", "plain")}
+    others = {"tidings": 0.0, "plain": 0.0}  # CPU seconds of every other process
+    wall = {"tidings": 0.0, "plain": 0.0}
     for _ in range(2):  # in turns
         for side, worker, paced in [
             ("tidings", b.workers[0], b.emit_paced),
@@ -323,8 +335,11 @@ def latency(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
             took = paced(args.seconds / 2)
             time.sleep(0.5)  # the last sends are handled
             after = b.turn_cpu(worker)
+            used = {part: after[part] - before[part] for part in after}
             for part in LATENCY_CPU_PARTS:
-                cpu[side][part] += after[part] - before[part]
+                cpu[side][part] += used[part]
+            others[side] += used["machine"] - sum(used[part] for part in LATENCY_CPU_PARTS)
+            wall[side] += used["wall"]
             if side == "tidings":
                 rtt += took
     n = 2 * int(args.rate * args.seconds / 2)
@@ -333,6 +348,7 @@ def latency(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
         "plain": pct(b.latencies(b.plain.LATENCY_LIST, n)),
         "rtt": pct(rtt),
         "cpu": {side: {p: v * 1e6 / n for p, v in parts.items()} for side, parts in cpu.items()},
+        "others": {side: max(0.0, others[side]) / wall[side] for side in others},
     }
     timeline.flush(b.rdb)
     b.nudge()
@@ -387,6 +403,10 @@ def report_latency(args: argparse.Namespace, lat: dict[str, Any]) -> None:
     for name in ("tidings", "plain"):
         print(f"{name:<38}" + "".join(f"{lat['cpu'][name][p]:>8.0f}" for p in LATENCY_CPU_PARTS))
     print("main/pool: the worker's main process and its pool processes; send: this process")
+    busy = ", ".join(
+        f"{lat['others'][name]:.2f} in the {name} turns" for name in ("tidings", "plain")
+    )
+    print(f"CPUs used by every other process on the machine, on average: {busy}")
     print()
     timeline.print_steps(lat["timeline"])
 

@@ -152,4 +152,13 @@ def cpu_split(pgid: int) -> tuple[float, float]:
     return leader, rest
 
 
+def machine_cpu_seconds() -> float:
+    """CPU time every process on the machine has used since boot (all CPUs, /proc/stat)."""
+    with open("/proc/stat") as f:
+        # cpu  user nice system idle iowait irq softirq steal ...
+        fields = [int(x) for x in f.readline().split()[1:9]]
+    idle = fields[3] + fields[4]
+    return (sum(fields) - idle) / CLOCK_TICKS
+
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
