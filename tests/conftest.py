@@ -68,13 +68,19 @@ def redis_url(
 
 @pytest.fixture
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    """A clean database for every test (every node's, on a cluster)."""
+    """A clean database for every test (every node's, on a cluster), left clean after it:
+    a module-scoped server started next must not find this test's data (another schema)."""
     client = redis_support.client(redis_url, decode_responses=True)
-    if redis_support.on_cluster():
-        client.flushall(target_nodes=RedisCluster.PRIMARIES)
-    else:
-        client.flushdb()
+
+    def flush() -> None:
+        if redis_support.on_cluster():
+            client.flushall(target_nodes=RedisCluster.PRIMARIES)
+        else:
+            client.flushdb()
+
+    flush()
     yield client
+    flush()
     client.close()
 
 
