@@ -2,7 +2,6 @@
 answers 503, the worker exits with code 1, and a replacement handles what waited."""
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,10 +61,9 @@ def deafen(redis_client: redis.Redis, redis_url: str, worker: Worker) -> None:
     receives nothing."""
     beat = json.loads(redis_client.get(keys.worker(worker.name)) or "{}")
     control = Celery(broker=redis_url, set_as_current=False).control
-    node = f"celery@{socket.gethostname()}"
     for queue in beat["queues"]:
-        [reply] = control.cancel_consumer(queue, destination=[node], reply=True)
-        assert reply[node] == {"ok": f"no longer consuming from {queue}"}
+        [reply] = control.cancel_consumer(queue, destination=[worker.node], reply=True)
+        assert reply[worker.node] == {"ok": f"no longer consuming from {queue}"}
 
 
 def finished(http: httpx.Client, key: str) -> bool:

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ class Worker:
         self.log_path = log_path
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
+        # Celery's node name, its own for each worker: on RabbitMQ two workers of one name
+        # cannot both hold the node's exclusive remote-control queue.
+        self.node = f"w{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
 
     def start(self) -> "Worker":
         command = [
@@ -43,6 +47,7 @@ class Worker:
             *WORKER_ARGS,
             "--concurrency=2",
             "--loglevel=info",
+            f"--hostname={self.node}",
         ]
         env = {**os.environ, **WORKER_ENV, "REDIS_URL": self.redis_url, **self.env}
         with open(self.log_path, "ab") as log:
