@@ -44,10 +44,12 @@ processes read the same clock, so differences across processes are true to well 
 0.01 ms the figures are given in.
 
 Below the latency table: the CPU µs each part used per event during the latency turns (this
-process, the API, the worker's main process, its pool processes, redis-server), and the
-timeline (bench/timeline.py): per event, the ms between sent, accepted, stored, published,
-received (worker main process), pool (a pool process begins the message), claimed, started
-and ended, with percentiles for each step, and how many events each message carried.
+process, the API, the worker's main process, its pool processes, redis-server), how many
+CPUs every other process on the machine used meanwhile (on a shared machine the figures
+mean little without it), and the timeline (bench/timeline.py): per event, the ms between
+sent, accepted, stored, published, received (worker main process), pool (a pool process
+begins the message), claimed, started and ended, with percentiles for each step, and how
+many events each message carried.
 
 It starts its own embedded redis-server (no persistence), the API and the workers, and stops
 them all by PID at the end.

@@ -113,7 +113,11 @@ def test_an_event_does_not_join_a_message_a_worker_is_about_to_take(settings, re
     assert taken == [["d"]]
 
 
-def test_an_event_does_not_join_a_message_pushed_after_the_dispatchers_own(settings, redis_client):
+def test_an_event_joins_the_last_message_pushed_even_behind_another_process_s(
+    settings, redis_client
+):
+    # The API's other processes push onto the same queue: b is no longer the newest message
+    # when c comes, but still waits behind a.
     async def run() -> None:
         dispatcher = Dispatcher(RedisBroker(settings.broker, batch=100))
         for key in ("a", "b"):
@@ -124,7 +128,24 @@ def test_an_event_does_not_join_a_message_pushed_after_the_dispatchers_own(setti
         await dispatcher.close()
 
     asyncio.run(run())
-    assert messages(redis_client) == [["a"], ["b"], ["other"], ["c"]]
+    assert messages(redis_client) == [["a"], ["b", "c"], ["other"]]
+
+
+def test_an_event_does_not_join_a_message_next_to_be_taken_behind_a_newer_one(
+    settings, redis_client
+):
+    async def run() -> None:
+        dispatcher = Dispatcher(RedisBroker(settings.broker, batch=100))
+        for key in ("a", "b"):
+            dispatcher.send([item(key)])
+            await dispatcher.wait()
+        redis_client.rpop(QUEUE, 1)  # a worker takes a
+        publish(create_celery(settings, import_handlers=False), [item("other")])
+        dispatcher.send([item("c")])  # b is next to be taken: c goes on its own
+        await dispatcher.close()
+
+    asyncio.run(run())
+    assert messages(redis_client) == [["b"], ["other"], ["c"]]
 
 
 def test_a_message_grows_no_larger_than_the_batch_size(settings, redis_client):

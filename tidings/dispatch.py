@@ -6,14 +6,13 @@ before the request that emitted the event writes its answer; whatever is emitted
 publish is in flight goes into the next message. At low load an event leaves at once;
 under load one message carries many. Nothing is ever held back to wait for more.
 
-On a Redis broker it publishes from the event loop itself, one script a queue
-(``JOIN_OR_PUSH``) that pushes the message Celery's own publish would write
-(``tidings.celery_app.redis_message``), with no thread hand-off and a third of
-``send_task``'s CPU. While the workers are behind (the message this dispatcher pushed last
-still waits in its queue, behind others), the script adds the new rows to that message
-instead: events that would wait behind the other messages anyway travel together, and
-fewer, larger messages cost the workers less per event, so that they catch up. Other
-brokers get Celery's publish, in a thread.
+On a Redis broker it publishes from the event loop itself: an LPUSH of the message Celery's
+own publish would write (``tidings.celery_app.redis_message``), with no thread hand-off and
+a third of ``send_task``'s CPU. While the workers are behind (the message this dispatcher
+pushed last still waits in its queue, with others to be taken before it), a script
+(``JOIN_OR_PUSH``) adds the new rows to that message instead: events that would wait behind
+the other messages anyway travel together, and fewer, larger messages cost the workers less
+per event, so that they catch up. Other brokers get Celery's publish, in a thread.
 
 It publishes after the events are durable in Redis, so a crash in between loses nothing:
 recovery hands out what was never published.
@@ -45,14 +44,15 @@ PUBLISH_TIMEOUT_SECONDS = 5
 #: KEYS[1] the queue (kombu's list: LPUSH at the head, BRPOP from the tail). ARGV[1] the
 #: id of the message this dispatcher pushed there last, ARGV[2] that message with the new
 #: rows added, ARGV[3..] the new rows' own messages, oldest first. While that last message
-#: waits at the head behind others, it becomes ARGV[2]; otherwise ARGV[3..] are pushed.
-#: Answers {1 if joined else 0, the queue's length}.
+#: is among the newest few and others wait behind it, it becomes ARGV[2] (the newest few: the
+#: API's other processes push onto the same queue); otherwise ARGV[3..] are pushed. Answers
+#: {1 if joined else 0, the queue's length}.
 JOIN_OR_PUSH = """
-if redis.call('LLEN', KEYS[1]) > 1 then
-  local head = redis.call('LINDEX', KEYS[1], 0)
-  if string.find(head, ARGV[1], 1, true) then
-    redis.call('LSET', KEYS[1], 0, ARGV[2])
-    return {1, redis.call('LLEN', KEYS[1])}
+local length = redis.call('LLEN', KEYS[1])
+for i, message in ipairs(redis.call('LRANGE', KEYS[1], 0, 3)) do
+  if i < length and string.find(message, ARGV[1], 1, true) then
+    redis.call('LSET', KEYS[1], i - 1, ARGV[2])
+    return {1, length}
   end
 end
 return {0, redis.call('LPUSH', KEYS[1], unpack(ARGV, 3))}
