@@ -51,6 +51,11 @@ class NewEvent:
     #: which is then not stored: a repeated delivery, a retried request.
     idempotency_key: str | None = None
 
+    @classmethod
+    def of(cls, event: "models.EmitRequest | NewEvent") -> "NewEvent":
+        """An event to store, from what /emit took (or as it is)."""
+        return event if isinstance(event, NewEvent) else cls(event.event, event.payload)
+
 
 @dataclass(frozen=True)
 class Emitted:

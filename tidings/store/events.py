@@ -83,7 +83,7 @@ class Events(SecretKeys):
     def _keyed(self, event: models.EmitRequest | NewEvent) -> tuple[str, NewEvent]:
         """An event to store, with its new key: in the partition of its idempotency key,
         if it has one, so that the key is checked where the event is stored."""
-        new = event if isinstance(event, NewEvent) else NewEvent(event.event, event.payload)
+        new = NewEvent.of(event)
         if new.idempotency_key is None:
             return new_event_key(), new
         p = keys.idempotency_partition(new.idempotency_key, self.partitions)
@@ -368,7 +368,7 @@ def event_args(
     routes: list[tuple[str, str]],
 ) -> list[Any]:
     """An event as the scripts store it (store_events in events.lua)."""
-    new = event if isinstance(event, NewEvent) else NewEvent(event.event, event.payload)
+    new = NewEvent.of(event)
     key16 = records.event_key_bytes(key)
     assert key16 is not None, key
     body = records.event_body(platform, label, new.event, new.payload, new.headers, new.query)

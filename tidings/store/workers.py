@@ -61,16 +61,7 @@ class Workers(Events, Subscriptions):
     ) -> models.HandlerView:
         now = now_ms()
         processing, finished, failed = [
-            await self.count(
-                scope,
-                models.QueryRequest(
-                    eventName=sub.eventName,
-                    platform=sub.platform,
-                    label=sub.label,
-                    txKey=sub.txKey,
-                    txState=state,
-                ),
-            )
+            await self.count(scope, _transactions_of(sub, txState=state))
             for state in ("processing", "finished", "failed")
         ]
         waiting = await self.waiting(scope, sub, subscribed_at)
@@ -96,15 +87,18 @@ class Workers(Events, Subscriptions):
     ) -> models.QueryPage:
         """The events a handler has yet to claim (no transaction of it), oldest first: its
         total, and the oldest."""
+        since = subscribed_at if sub.since is None else sub.since
         return await self.query(
-            scope,
-            models.QueryRequest(
-                eventName=sub.eventName,
-                platform=sub.platform,
-                label=sub.label,
-                txKey=sub.txKey,
-                txState="does-not-exist",
-                since=subscribed_at if sub.since is None else sub.since,
-                pageSize=1,
-            ),
+            scope, _transactions_of(sub, txState="does-not-exist", since=since, pageSize=1)
         )
+
+
+def _transactions_of(sub: models.Subscription, **request: object) -> models.QueryRequest:
+    """A query for the events a handler subscribes to, by the state of its transaction."""
+    return models.QueryRequest(
+        eventName=sub.eventName,
+        platform=sub.platform,
+        label=sub.label,
+        txKey=sub.txKey,
+        **request,  # type: ignore[arg-type]
+    )
