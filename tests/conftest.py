@@ -20,6 +20,7 @@ import redis_support
 from fastapi.testclient import TestClient
 from redis.client import NEVER_DECODE
 from redis.cluster import RedisCluster
+from worker_support import Worker
 
 from tidings.api import create_app
 from tidings.redis_server import EmbeddedRedis, free_port
@@ -236,6 +237,22 @@ def db_snapshot(client: redis.Redis) -> dict[str, object]:
 @pytest.fixture
 def snapshot(redis_client: redis.Redis) -> Callable[[], dict[str, object]]:
     return lambda: db_snapshot(redis_client)
+
+
+@pytest.fixture
+def start_workers(settings: Settings, tmp_path: Path) -> Iterator[Callable[[int], list[Worker]]]:
+    """start_workers(n): n worker processes, killed after the test."""
+    started: list[Worker] = []
+
+    def start(count: int) -> list[Worker]:
+        for _ in range(count):
+            log_path = tmp_path / f"worker{len(started)}.log"
+            started.append(Worker(settings.store_url, log_path, {}).start())
+        return started[-count:]
+
+    yield start
+    for worker in started:
+        worker.kill()
 
 
 @pytest.fixture(scope="module")

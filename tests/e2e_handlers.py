@@ -172,3 +172,19 @@ def one_at_once_dies(event: Message[Any]) -> None:
         record_span(event, "one-at-once-dies")
         return
     time.sleep(120)
+
+
+# Delayed events and retries, from the due set: each run records when it started.
+
+
+@handler("e2e.delayed", tx_key="delayed")
+def delayed(event: Message[Any]) -> None:
+    record_span(event, f"delayed:{event.event.key}")
+
+
+@handler("e2e.retried-later", tx_key="retried-later", max_retries=1, backoff=4)
+def retried_later(event: Message[Any]) -> None:
+    """Its first attempt fails; the retry comes 2 to 4 s later."""
+    record_span(event, f"retried-later:{event.event.key}")
+    if event.attempt == 1:
+        raise RuntimeError("the first attempt fails")

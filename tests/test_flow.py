@@ -5,43 +5,15 @@ Rates: no second of starts holds more runs than the rate allows, with a margin f
 time between the gate and the start, far below what the same runs do without a rate.
 """
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
-import pytest
 import redis
-from worker_support import Worker, wait_until
-
-from tidings.settings import Settings
+from worker_support import Worker, spans, wait_until
 
 RUNS = 30
 #: 10/s: at most 10 starts in any second; 2 more for the jitter between gate and start.
 MOST_IN_A_SECOND = 12
-
-
-@pytest.fixture
-def start_workers(settings: Settings, tmp_path: Path) -> Iterator[Callable[[int], list[Worker]]]:
-    """start_workers(n): n worker processes, killed after the test."""
-    started: list[Worker] = []
-
-    def start(count: int) -> list[Worker]:
-        for _ in range(count):
-            log_path = tmp_path / f"worker{len(started)}.log"
-            started.append(Worker(settings.store_url, log_path, {}).start())
-        return started[-count:]
-
-    yield start
-    for worker in started:
-        worker.kill()
-
-
-def spans(redis_client: redis.Redis, name: str) -> list[tuple[float, float, int]]:
-    found = []
-    for span in redis_client.lrange(f"test:spans:{name}", 0, -1):
-        started, ended, attempt, _ = span.split()  # type: ignore[union-attr]
-        found.append((float(started), float(ended), int(attempt)))
-    return found
 
 
 def most_in_a_second(starts: list[float]) -> int:

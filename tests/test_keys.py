@@ -54,6 +54,7 @@ def lua_cases(owner: str, env: str, key: str, tx_key: str, name: str) -> dict[st
         "outstanding_key(PART)": keys.outstanding(scope, PARTITION),
         "leases_key(PART)": keys.leases(scope, PARTITION),
         "recovered_key(PART)": keys.recovered(scope, PARTITION),
+        "due_key(PART)": keys.due(scope, PARTITION),
         "idempotency_key(PART, IKEY)": keys.idempotency(scope, PARTITION, IDEMPOTENCY_KEY),
         "lease_member(KEY16, T)": keys.lease_member(key, tx_key),
         "combos(PLATFORM, LABEL, N)": keys.combos(PLATFORM, LABEL, name),
@@ -130,6 +131,7 @@ def test_a_partition_is_one_cluster_slot() -> None:
         keys.outstanding(scope, p),
         keys.leases(scope, p),
         keys.recovered(scope, p),
+        keys.due(scope, p),
         keys.idempotency(scope, p, "{other}"),
     ]
     assert all(re.match(r"[^{]*(\{[^}]*\})", key).group(1) == tag for key in built)  # type: ignore[union-attr]

@@ -3,6 +3,7 @@ and checks each answer against the document (status, body schema, headers, Allow
 auth enforced), with valid and invalid input alike."""
 
 import itertools
+import time
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
 from schemathesis.config._auth import AuthConfig
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tidings.api import create_app
 from tidings.settings import Settings
@@ -97,6 +99,22 @@ def test_an_integer_may_be_sent_as_a_number_with_a_zero_fraction(
     assert refused.status_code == 422
 
 
+def _due_after_retention(body: Any) -> bool:
+    """Whether a body emits an event due (about) at or after its retention ends."""
+    # A minute's margin: the example is checked here a moment before the server sees it.
+    soonest_ms = Settings().ttl_seconds * 1000 - 60_000
+    events = body.get("events") if isinstance(body, dict) and "events" in body else [body]
+    for event in events if isinstance(events, list) else []:
+        if not isinstance(event, dict):
+            continue
+        delay, deliver_at = event.get("delay"), event.get("deliverAt")
+        if isinstance(delay, int | float) and delay >= soonest_ms:
+            return True
+        if isinstance(deliver_at, int | float) and deliver_at >= time.time() * 1000 + soonest_ms:
+            return True
+    return False
+
+
 # Last in the module: the tests above empty Redis, and the fuzzer's secret key must stay.
 @schema.parametrize()
 @settings(
@@ -109,5 +127,10 @@ def test_every_operation_answers_as_documented(
     case: schemathesis.Case, module_live_server: str, fuzz_credentials: str
 ) -> None:
     headers = {"X-Forwarded-For": next(_addresses)}
-    answer = case.call_and_validate(base_url=module_live_server, headers=headers)
+    # An event that would come due after its retention is refused (400): a bound that
+    # moves with the clock, which no JSON Schema can state.
+    excluded = [positive_data_acceptance] if _due_after_retention(case.body) else []
+    answer = case.call_and_validate(
+        base_url=module_live_server, headers=headers, excluded_checks=excluded
+    )
     assert answer.status_code != 429, "the fuzzer was throttled: its examples tested nothing"

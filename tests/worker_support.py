@@ -87,6 +87,16 @@ class Worker:
         self._signal(signal.SIGKILL)
 
 
+def spans(client: Any, name: str) -> list[tuple[float, float, int]]:
+    """(started, ended, attempt) of the runs a handler recorded under ``name``
+    (tests/e2e_handlers.py: record_span), in seconds of the machine's clock."""
+    found = []
+    for span in client.lrange(f"test:spans:{name}", 0, -1):
+        started, ended, attempt, _ = span.split()
+        found.append((float(started), float(ended), int(attempt)))
+    return found
+
+
 def wait_until(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
     """Until check() answers something true; that answer."""
     deadline = time.monotonic() + timeout

@@ -66,8 +66,5 @@ async def beat(
                 actor=actor,
                 idempotency_seconds=models.IDEMPOTENCY_SECONDS,
             )
-            items += [
-                (WorkItem(scope.owner, scope.env, stored.key, tx_key), queue)
-                for tx_key, queue in stored.routes
-            ]
+            items += stored.work(scope)
     return items

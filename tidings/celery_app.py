@@ -1,9 +1,10 @@
 """Celery at the edge: the app, its two thin tasks, and the worker's start-up.
 
 ``tidings.run`` carries a batch of transactions (one broker message for many events) and
-runs each through ``tidings.worker.Runner``; a retry is a new single-item message with a
-countdown. Each worker's main process hands out again, every few seconds, what recovery
-finds; ``tidings.canary`` subscribes its handlers and keeps its heartbeat and canaries.
+runs each through ``tidings.worker.Runner``. Each worker's main process hands out what comes
+due (delayed events, retries: tidings/store/due.py), what recovery finds every few seconds,
+and the ticks of schedules; ``tidings.canary`` subscribes its handlers and keeps its
+heartbeat and canaries.
 """
 
 import asyncio
@@ -18,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,11 +134,10 @@ def publish(
     items: Iterable[tuple[WorkItem, str]],
     *,
     batch: int = 100,
-    countdown: float | None = None,
 ) -> None:
     """Send work items, as few messages as their queues and the batch size allow."""
     for queue, rows in message_rows(items, batch):
-        app.send_task(RUN_TASK, args=[rows], queue=queue, countdown=countdown)
+        app.send_task(RUN_TASK, args=[rows], queue=queue)
 
 
 @dataclass
@@ -161,15 +161,10 @@ def worker_process(app: Celery, settings: Settings) -> WorkerProcess:
         loop = asyncio.new_event_loop()
         store = Store.from_settings(settings)
 
-        def schedule_retry(item: WorkItem, delay: float) -> None:
-            publish(app, [(item, REGISTRY[item.tx_key].queue)], countdown=delay)
-
         def publish_items(items: list[tuple[WorkItem, str]]) -> None:
             publish(app, items, batch=settings.dispatch_batch)
 
-        runner = Runner(
-            store, canary.worker_name(), settings.lease_ms, schedule_retry, publish_items
-        )
+        runner = Runner(store, canary.worker_name(), settings.lease_ms, publish_items)
         _process[slot] = WorkerProcess(loop, store, runner)
         keeper = threading.Thread(target=_keep_leases, args=(runner, settings), daemon=True)
         keeper.start()
@@ -220,7 +215,6 @@ def create_celery(settings: Settings | None = None, *, import_handlers: bool = T
 
     if import_handlers:
         _start_worker_duties(app, settings)
-        _start_beat(app, settings)
         canary.install(
             app, settings, lambda items: publish(app, items, batch=settings.dispatch_batch)
         )
@@ -328,80 +322,92 @@ def _flush_on_exit(**kwargs: Any) -> None:
         process.loop.run_until_complete(_flush_metrics(process.store))
 
 
+#: The longest the main process waits before it looks again for what has come due (it
+#: wakes sooner for what it knows comes due sooner): how late a delayed event emitted for
+#: less than this ahead may start.
+DUE_POLL_SECONDS = 0.05
+
+
 def _start_worker_duties(app: Celery, settings: Settings) -> None:
-    """Recover every few seconds, from the worker's main process."""
+    """The worker's main process hands out what comes due, recovers every few seconds, and
+    fires the ticks of its handlers' schedules that it claims (tidings.beat): no single
+    scheduler process."""
+    environments = settings.environment_list
+    scopes = beat.scopes_of(environments, settings.owner_list)
+    actor = canary.worker_name()
+
+    def hand_out(items: list[tuple[WorkItem, str]]) -> None:
+        if items:
+            publish(app, items, batch=settings.dispatch_batch)
+
+    async def due(store: Store) -> float:
+        taken = await store.take_due(environments)
+        hand_out(taken.items)
+        if taken.more:
+            return 0
+        if taken.next_due is None:
+            return DUE_POLL_SECONDS
+        return min(DUE_POLL_SECONDS, max(0, taken.next_due - now_ms()) / 1000)
+
+    async def recover(store: Store) -> float:
+        items = await store.recover(environments, lease_ms=settings.lease_ms)
+        for item, _ in items:
+            metrics.METRICS.inc(metrics.LEASE_RECOVERIES, item.env)
+        if items:
+            log.info("recovery hands out %d transactions again", len(items))
+        hand_out(items)
+        woken = await flow.wake(store, list(REGISTRY.values()), settings.lease_ms)
+        if woken:
+            log.info("%d runs take concurrency slots that lapsed", len(woken))
+        hand_out(woken)
+        return settings.recovery_interval_seconds
+
+    async def ticks(store: Store) -> float:
+        hand_out(await beat.beat(store, list(REGISTRY.values()), scopes, actor, now_ms()))
+        return beat.BEAT_SECONDS
+
+    _in_main_process("due", due, settings)
+    _in_main_process("recovery", recover, settings)
+    _in_main_process(
+        "beat", ticks, settings, when=lambda: any(h.options.schedule for h in REGISTRY.values())
+    )
+
+
+def _in_main_process(
+    name: str,
+    duty: Callable[[Store], Awaitable[float]],
+    settings: Settings,
+    *,
+    when: Callable[[], bool] = lambda: True,
+) -> None:
+    """Run ``duty`` round after round in a thread of the worker's main process, from when
+    the worker is ready (if ``when``) until it shuts down; each round answers how long to
+    wait before the next. A round that fails (Redis or the broker away) is tried again."""
     stop = threading.Event()
 
-    async def duties() -> None:
+    async def rounds() -> None:
         store = Store.from_settings(settings)
         try:
             while not stop.is_set():
-                try:  # a round that fails (Redis or the broker away) is tried again
-                    items = await store.recover(
-                        settings.environment_list, lease_ms=settings.lease_ms
-                    )
-                    for item, _ in items:
-                        metrics.METRICS.inc(metrics.LEASE_RECOVERIES, item.env)
-                    if items:
-                        log.info("recovery hands out %d transactions again", len(items))
-                        publish(app, items, batch=settings.dispatch_batch)
-                    woken = await flow.wake(store, list(REGISTRY.values()), settings.lease_ms)
-                    if woken:
-                        log.info("%d runs take concurrency slots that lapsed", len(woken))
-                        publish(app, woken, batch=settings.dispatch_batch)
-                except Exception:
-                    log.exception("tidings worker duties: this round failed")
-                await asyncio.sleep(settings.recovery_interval_seconds)
-        finally:
-            await store.close()
-
-    def main() -> None:
-        try:
-            asyncio.run(duties())
-        except Exception:
-            log.exception("tidings worker duties stopped")
-
-    @signals.worker_ready.connect(weak=False)
-    def on_ready(sender: Any = None, **kwargs: Any) -> None:
-        threading.Thread(target=main, name="tidings-duties", daemon=True).start()
-
-    @signals.worker_shutdown.connect(weak=False)
-    def on_shutdown(sender: Any = None, **kwargs: Any) -> None:
-        stop.set()
-
-
-def _start_beat(app: Celery, settings: Settings) -> None:
-    """Every worker's main process fires the ticks of its handlers' schedules that it
-    claims (tidings.beat): no single scheduler process."""
-    stop = threading.Event()
-    scopes = beat.scopes_of(settings.environment_list, settings.owner_list)
-
-    async def ticks() -> None:
-        store = Store.from_settings(settings)
-        actor = canary.worker_name()
-        try:
-            while not stop.is_set():
+                wait: float = settings.recovery_interval_seconds
                 try:
-                    handlers = list(REGISTRY.values())
-                    items = await beat.beat(store, handlers, scopes, actor, now_ms())
-                    if items:
-                        publish(app, items, batch=settings.dispatch_batch)
-                except Exception:  # Redis or the broker away: the next round tries again
-                    log.exception("tidings beat: this round failed")
-                await asyncio.sleep(beat.BEAT_SECONDS)
+                    wait = await duty(store)
+                except Exception:
+                    log.exception("tidings worker's %s: this round failed", name)
+                await asyncio.sleep(wait)
         finally:
             await store.close()
 
     def main() -> None:
         try:
-            asyncio.run(ticks())
+            asyncio.run(rounds())
         except Exception:
-            log.exception("tidings beat stopped")
+            log.exception("tidings worker's %s stopped", name)
 
     @signals.worker_ready.connect(weak=False)
     def on_ready(sender: Any = None, **kwargs: Any) -> None:
-        if any(h.options.schedule is not None for h in REGISTRY.values()):
-            threading.Thread(target=main, name="tidings-beat", daemon=True).start()
+        if when():
+            threading.Thread(target=main, name=f"tidings-{name}", daemon=True).start()
 
     @signals.worker_shutdown.connect(weak=False)
     def on_shutdown(sender: Any = None, **kwargs: Any) -> None:

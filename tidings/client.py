@@ -61,11 +61,24 @@ class Client:
             raise TidingsError(message or answer.text or answer.reason_phrase, answer.status_code)
         return data
 
-    def emit(self, event: str, payload: Any = None, *, idempotency_key: str | None = None) -> str:
+    def emit(
+        self,
+        event: str,
+        payload: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        delay: int | None = None,
+        deliver_at: int | None = None,
+    ) -> str:
         """Emit an event; answers its key. Emitting again with the same ``idempotency_key``
         within 24 hours (a retry after a timeout, say) stores nothing new and answers the
-        first event's key."""
-        body = {"event": event, "payload": {} if payload is None else payload}
+        first event's key. With ``delay`` (ms) or ``deliver_at`` (epoch ms) the event is
+        stored now and its handlers start then."""
+        body: dict[str, Any] = {"event": event, "payload": {} if payload is None else payload}
+        if delay is not None:
+            body["delay"] = delay
+        if deliver_at is not None:
+            body["deliverAt"] = deliver_at
         headers = None if idempotency_key is None else {"Idempotency-Key": idempotency_key}
         return str(self._call("POST", "/emit", body, headers)["key"])
 

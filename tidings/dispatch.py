@@ -155,11 +155,7 @@ class Dispatcher:
     async def __call__(self, caller: Caller, emitted: list[Emitted]) -> None:
         """Hand out the transactions of stored events."""
         idle = self._publishing is None
-        self.send(
-            (WorkItem(caller.owner, caller.env, event.key, tx_key), queue)
-            for event in emitted
-            for tx_key, queue in event.routes
-        )
+        self.send(item for event in emitted for item in event.work(caller.scope))
         if idle and self._publishing is not None:
             # One turn of the event loop: the publish just begun writes its message now,
             # rather than after this request has written its answer.

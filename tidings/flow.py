@@ -7,8 +7,8 @@ nor counted as an attempt:
   when it ends; one over the limit waits in its limit's line and this message is done. The
   run that frees a slot publishes the first in line (and workers hand out slots whose lease
   lapsed, every recovery round), so waiting costs no polling and keeps arrival order.
-- Rate: a run over the rate is booked its start time and put back as a countdown message
-  (as retries are, for now) that comes back then.
+- Rate: a run over the rate is booked its start time and put off till then, in the due
+  set as retries are (tidings/store/due.py).
 
 A copy of a waiting run (recovery hands out events that wait long) finds its place taken
 and is dropped.
@@ -30,8 +30,6 @@ from tidings.work import WorkItem
 
 log = logging.getLogger("tidings.flow")
 
-#: Called with the work item to run again and the delay in seconds.
-PutBack = Callable[[WorkItem, float], None]
 #: Hands work items to the workers, with the queue of each.
 Publish = Callable[[list[tuple[WorkItem, str]]], None]
 #: The limit of runs whose payload has no value at the key path.
@@ -86,7 +84,6 @@ def key_value(payload: Any, path: str | None) -> str:
 class Gate:
     store: Store
     lease_ms: int
-    put_back: PutBack
     publish: Publish
 
     async def admit(self, item: WorkItem, handler: Handler) -> Admission:
@@ -121,7 +118,7 @@ class Gate:
                     if item.attempt:  # a retry's lease lasts until it comes back
                         await self.store.extend_leases([item], back_by)
                     # A millisecond more: the booking is on Redis's clock.
-                    self.put_back(item, (rate.wait_ms + 1) / 1000)
+                    await self.store.put_off(item, now_ms() + rate.wait_ms + 1)
                 return HELD_BACK
         return Admission(go=True, held=held)
 

@@ -65,6 +65,7 @@ def _integral_number_is_int(value: Any) -> Any:
 #: Integers in requests may come as 2 or 2.0. (Constraints go before the validator, or the
 #: JSON schema spells them wrong.)
 AsInt = BeforeValidator(_integral_number_is_int)
+Ms = Annotated[int, Field(ge=0), AsInt]
 
 
 def full_event_name(platform: str, label: str, event_name: str) -> str:
@@ -112,10 +113,12 @@ class Event(Record):
     v: int
     ownership: Ownership
     processing: Processing
-    # Beyond the original: the parts of the full name, spelled out.
+    # Beyond the original: the parts of the full name, spelled out...
     platform: str
     label: str
     fullName: str
+    # ...and, for a delayed event, when its handlers start (epoch ms).
+    deliverAt: int | None = Field(default=None, exclude_if=lambda due: due is None)
 
 
 class EventRef(Record):
@@ -175,8 +178,21 @@ class Request(BaseModel):
 
 
 class EmitRequest(Request):
+    model_config = ConfigDict(json_schema_extra={"not": {"required": ["delay", "deliverAt"]}})
+
     event: Name
     payload: Any = Field(default_factory=dict)
+    #: Beyond the original: the event is stored at once and its handlers start this many
+    #: milliseconds later...
+    delay: Ms | None = None
+    #: ...or at this time (epoch ms; one in the past is due at once).
+    deliverAt: Ms | None = None
+
+    @model_validator(mode="after")
+    def _one_due_time(self) -> "EmitRequest":
+        if self.delay is not None and self.deliverAt is not None:
+            raise ValueError("give delay or deliverAt, not both")
+        return self
 
 
 class BatchEvent(EmitRequest):
@@ -194,7 +210,6 @@ def _blank_or(kind: Any) -> BeforeValidator:
     return BeforeValidator(_blank_is_none, json_schema_input_type=kind | Literal[""] | None)
 
 
-Ms = Annotated[int, Field(ge=0), AsInt]
 OptionalName = Annotated[Name | None, _blank_or(Name)]
 OptionalPart = Annotated[Part | None, _blank_or(Part)]
 #: Epoch milliseconds.

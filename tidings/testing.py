@@ -9,13 +9,14 @@ with the same claim/transact recording as a worker.
 
 The event is stored in Redis (REDIS_URL, or an embedded server started for the test
 session) under owner and environment "testing", which no worker handles: no other handler
-runs on it. Retries run at once, without backoff.
+runs on it. Retries run at once, without backoff (in the due set, nobody takes them).
 """
 
 import asyncio
 import atexit
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from tidings import models
@@ -48,12 +49,10 @@ def run_handler(
 
 async def _run(handler: Handler, payload: Any, label: str, url: str) -> models.Transaction:
     store = Store.from_settings(Settings().model_copy(update={"redis_url": url}))
-    retries: list[WorkItem] = []
     runner = Runner(
         store,
         worker_name="tidings.testing",
         lease_ms=60_000,
-        schedule_retry=lambda item, delay: retries.append(item),
         publish=lambda items: None,  # follow-up events are stored, not run
     )
     try:
@@ -69,13 +68,18 @@ async def _run(handler: Handler, payload: Any, label: str, url: str) -> models.T
             actor="tidings.testing",
         )
         item = WorkItem(SCOPE.owner, SCOPE.env, event.key, handler.tx_key)
-        await runner.run(item, handler)
-        while retries:
-            await runner.run(retries.pop(), handler)
-        stored = await store.get_event(SCOPE, event.key)
-        return next(tx for tx in stored.transactions if tx.txKey == handler.tx_key)
+        outcome = await runner.run(item, handler)
+        while outcome == "retrying":
+            tx = await _transaction(store, item)
+            outcome = await runner.run(replace(item, attempt=tx.attempts + 1), handler)
+        return await _transaction(store, item)
     finally:
         await store.close()
+
+
+async def _transaction(store: Store, item: WorkItem) -> models.Transaction:
+    stored = await store.get_event(SCOPE, item.key)
+    return next(tx for tx in stored.transactions if tx.txKey == item.tx_key)
 
 
 def _embedded_redis() -> str:

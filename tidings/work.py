@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tidings import models
+from tidings.clock import now_ms
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,20 @@ class NewEvent:
     #: An event already stored with the same key (within its time) stands for this one,
     #: which is then not stored: a repeated delivery, a retried request.
     idempotency_key: str | None = None
+    #: When its handlers start (epoch ms); None: at once.
+    deliver_at: int | None = None
 
     @classmethod
     def of(cls, event: "models.EmitRequest | NewEvent") -> "NewEvent":
         """An event to store, from what /emit took (or as it is)."""
-        return event if isinstance(event, NewEvent) else cls(event.event, event.payload)
+        if isinstance(event, NewEvent):
+            return event
+        return cls(event.event, event.payload, deliver_at=deliver_at(event))
+
+
+def deliver_at(event: models.EmitRequest) -> int | None:
+    """When an emitted event's handlers start: its deliverAt, or its delay from now."""
+    return now_ms() + event.delay if event.delay is not None else event.deliverAt
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,17 @@ class Emitted:
     routes: list[tuple[str, str]]
     #: Not stored: ``key`` is the event stored earlier with the same idempotency key.
     duplicate: bool = False
+    #: Its handlers start later, when it comes due (tidings/store/due.py).
+    delayed: bool = False
+
+    def work(self, scope: Scope) -> list[tuple["WorkItem", str]]:
+        """Its transactions to hand out now, with their queues: none if it waits for its
+        time (or was stored before)."""
+        if self.delayed:
+            return []
+        return [
+            (WorkItem(scope.owner, scope.env, self.key, tx), queue) for tx, queue in self.routes
+        ]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import random
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import ValidationError
@@ -34,8 +34,6 @@ log = logging.getLogger("tidings.worker")
 
 #: "deferred": held back by the handler's concurrency or rate, to run later.
 Outcome = Literal["finished", "failed", "retrying", "skipped", "deferred"]
-#: Called with the work item of the next attempt and the delay in seconds.
-ScheduleRetry = Callable[[WorkItem, float], None]
 #: Hands work items to the workers, with the queue of each.
 Publish = Callable[[list[tuple[WorkItem, str]]], None]
 
@@ -127,7 +125,6 @@ class Runner:
     store: Store
     worker_name: str
     lease_ms: int
-    schedule_retry: ScheduleRetry
     publish: Publish
     #: What this runner is running now, whose leases are kept alive...
     running: set[WorkItem] = field(default_factory=set)
@@ -137,7 +134,7 @@ class Runner:
     def __post_init__(self) -> None:
         self._claim = Together(self._claim_many)
         self._finish = Together(self._finish_many)
-        self.gate = Gate(self.store, self.lease_ms, self.schedule_retry, self.publish)
+        self.gate = Gate(self.store, self.lease_ms, self.publish)
 
     async def _claim_many(self, items: list[WorkItem]) -> list[Claim | None]:
         return await self.store.claim_many(items, actor=self.worker_name, lease_ms=self.lease_ms)
@@ -232,11 +229,10 @@ class Runner:
         reason = (
             f"attempt {claim.attempt} failed: {type(exc).__name__}: {exc}; retrying in {delay:.1f}s"
         )
-        lease_until = now_ms() + int(delay * 1000) + self.lease_ms
-        if await self.store.retry_later(
-            item, claim, actor=self.worker_name, reason=reason, lease_until=lease_until
-        ):
-            self.schedule_retry(replace(item, attempt=claim.attempt + 1), delay)
+        due = now_ms() + int(delay * 1000)
+        await self.store.retry_later(
+            item, claim, actor=self.worker_name, reason=reason, due=due, lease_ms=self.lease_ms
+        )
         return "retrying"
 
     async def _end(
@@ -254,13 +250,7 @@ class Runner:
             # its result counts, not ours.
             log.warning("result of %s on %s not recorded: claimed again", item.tx_key, item.key)
             return "skipped"
-        self.publish(
-            [
-                (WorkItem(item.owner, item.env, event.key, tx_key), queue)
-                for event in emitted
-                for tx_key, queue in event.routes
-            ]
-        )
+        self.publish([work for event in emitted for work in event.work(item.scope)])
         return state
 
 

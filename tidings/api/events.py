@@ -1,5 +1,7 @@
 """Events in and out: emit one or a batch, query them, read one, name one."""
 
+from dataclasses import replace
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
@@ -44,9 +46,8 @@ EMIT_OPENAPI = {
 
 def new_event(event: models.EmitRequest, idempotency_key: str | None) -> NewEvent:
     """An event to store; its idempotency key apart from webhooks' (tidings/webhooks)."""
-    return NewEvent(
-        event.event,
-        event.payload,
+    return replace(
+        NewEvent.of(event),
         idempotency_key=None if idempotency_key is None else f"emit:{idempotency_key}",
     )
 

@@ -12,6 +12,7 @@ scripts beside it:
 - ``events``: emit, one event, /query
 - ``transactions``: /init, /transact, /update; workers' claims, leases, retries, results
 - ``subscriptions``: handlers' subscriptions, backfill and recovery
+- ``due``: what waits for its time (delayed events, retries, runs a rate put off)
 - ``workers``: heartbeats, and how each handler is doing
 - ``reruns``: failed transactions run again
 - ``flow``: rate and concurrency limits of handlers, across workers
@@ -19,6 +20,7 @@ scripts beside it:
 - ``connection``: the Redis client and the scripts every part shares
 """
 
+from tidings.store.due import Due
 from tidings.store.events import Events
 from tidings.store.flow import Flow
 from tidings.store.reruns import Reruns
@@ -28,5 +30,5 @@ from tidings.store.transactions import Transactions
 from tidings.store.workers import Workers
 
 
-class Store(Workers, Transactions, Events, Subscriptions, SecretKeys, Reruns, Flow):
+class Store(Workers, Transactions, Due, Events, Subscriptions, SecretKeys, Reruns, Flow):
     """All reads and writes of tidings' data. Methods that act for a caller take its scope."""

@@ -1,7 +1,7 @@
 -- uses: keys records events
 -- Store a batch of events in one partition, all or nothing.
 -- KEYS: the partition's meta. ARGV: now, grace (ms), actor, idempotency ttl (s),
---       subscriptions version, then 5 per event (see store_events)
+--       subscriptions version, then EVENT_ARGS per event (see store_events)
 -- The caller read the subscriptions (and their version) to say which handlers each event
 -- awaits; if they changed since (subscribe sets the partition's `subs` first), nothing is
 -- stored and the caller reads them again.

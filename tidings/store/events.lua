@@ -11,15 +11,21 @@ local function bytes_after(a, b)
   return false
 end
 
+-- How many ARGV an event takes (see store_events).
+local EVENT_ARGS = 6
+
 -- Store events in the partition, all or nothing (the caller has validated them). ARGV from
--- `first` to `last` holds 5 per event: key (16 bytes), full name, body (see records.lua), the
--- txKeys of the handlers subscribed to it (joined by ","), idempotency key ("" for none).
--- An event with subscribers is "outstanding": recovery looks at it after `grace` ms.
+-- `first` to `last` holds EVENT_ARGS per event: key (16 bytes), full name, body (see
+-- records.lua), the txKeys of the handlers subscribed to it (joined by ","), idempotency
+-- key ("" for none), deliverAt (epoch ms, 0 for none).
+-- A delayed event (deliverAt after now) waits in the due set; its handlers start when it
+-- comes due (events.due.lua). An event with subscribers is "outstanding": recovery looks at
+-- it `grace` ms after it is stored, or after it comes due.
 -- An event whose idempotency key came with an event stored within `idem_ttl` seconds is
 -- not stored. Returns, per event, the key of the event stored first with its idempotency
 -- key, or "".
 local function store_events(part, now, grace, actor, idem_ttl, first, last_arg)
-  local n = (last_arg - first + 1) / 5
+  local n = (last_arg - first + 1) / EVENT_ARGS
   local meta = meta_key(part)
   local newest = redis.call('HMGET', meta, 'last', 'lastkey')
   local last, last_key = tonumber(newest[1] or 0), newest[2] or ''
@@ -34,21 +40,22 @@ local function store_events(part, now, grace, actor, idem_ttl, first, last_arg)
   end
   local stored, firsts = {}, {}
   for i = 0, n - 1 do
-    local key16, full, body, expected, ikey = unpack(ARGV, first + 5 * i, first + 5 * i + 4)
+    local at = first + EVENT_ARGS * i
+    local key16, full, body, expected, ikey, due = unpack(ARGV, at, at + EVENT_ARGS - 1)
     local seen = ikey ~= '' and redis.call('GET', idempotency_key(part, ikey))
     if seen then
       table.insert(firsts, seen)
     else
       table.insert(firsts, '')
       if ikey ~= '' then redis.call('SET', idempotency_key(part, ikey), key16, 'EX', idem_ttl) end
-      table.insert(stored, {key16, full, body, expected})
+      table.insert(stored, {key16, full, body, expected, tonumber(due)})
     end
   end
   if #stored == 0 then return firsts end
   local seq = redis.call('HINCRBY', meta, 'seq', #stored) - #stored
-  local records, outstanding, metas, combos_of, logged = {}, {}, {}, {}, {}
+  local records, outstanding, delayed, metas, combos_of, logged = {}, {}, {}, {}, {}, {}
   for _, event in ipairs(stored) do
-    local key16, full, body, expected = unpack(event)
+    local key16, full, body, expected, due = unpack(event)
     local chunk, off = chunk_of(seq)
     -- Along the log, (createdAt, key) only grows: the order of every partition's events
     -- (tidings/store/events.py merges partitions by it).
@@ -68,8 +75,14 @@ local function store_events(part, now, grace, actor, idem_ttl, first, last_arg)
     for _, combo in ipairs(combos_of[full]) do
       if combo ~= '*' then append(combo_list(combo), chunk, u16(off)) end
     end
+    local from = now
+    if due > now then
+      from = due
+      table.insert(delayed, due)
+      table.insert(delayed, key16)
+    end
     if expected ~= '' then
-      table.insert(outstanding, now + grace)
+      table.insert(outstanding, from + grace)
       table.insert(outstanding, key16)
     end
     seq = seq + 1
@@ -86,5 +99,6 @@ local function store_events(part, now, grace, actor, idem_ttl, first, last_arg)
     end
   end
   if #outstanding > 0 then redis.call('ZADD', outstanding_key(part), unpack(outstanding)) end
+  if #delayed > 0 then redis.call('ZADD', due_key(part), unpack(delayed)) end
   return firsts
 end

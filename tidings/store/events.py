@@ -130,9 +130,10 @@ class Events(SecretKeys):
     ) -> list[Emitted]:
         """Store events with their keys, routed by the subscriptions of `version`, as read
         just before (None: read them)."""
+        now = now_ms()  # one time for the whole batch, in every partition
+        self._check_due_times([event for _, event in events], now)
         await self._register(scope)
         idempotency = min(idempotency_seconds or self.ttl_seconds, self.ttl_seconds)
-        now = now_ms()  # one time for the whole batch, in every partition
         while True:
             routing = await self._routing_for(scope.env, {e.event for _, e in events}, version)
             routes = [self._routes(routing, scope, platform, label, e.event) for _, e in events]
@@ -155,9 +156,20 @@ class Events(SecretKeys):
         for i, first in zip(placed, firsts, strict=True):
             key, _ = events[i]
             emitted[i] = (
-                Emitted(first.hex(), [], duplicate=True) if first else Emitted(key, routes[i])
+                Emitted(first.hex(), [], duplicate=True)
+                if first
+                else Emitted(key, routes[i], delayed=is_delayed(events[i][1], now))
             )
         return emitted
+
+    def _check_due_times(self, events: list[NewEvent], now: int) -> None:
+        """An event must come due while it is kept: else nothing of the batch is stored."""
+        for event in events:
+            if event.deliver_at is not None and event.deliver_at >= now + self.ttl_ms:
+                raise BadRequest(
+                    f"event {event.event!r} would come due after its retention of "
+                    f"{self.ttl_seconds} s has passed: deliver it sooner"
+                )
 
     async def _register(self, scope: Scope) -> None:
         """Note the scope among those with events (recovery walks them), once a process,
@@ -371,11 +383,19 @@ def event_args(
     new = NewEvent.of(event)
     key16 = records.event_key_bytes(key)
     assert key16 is not None, key
-    body = records.event_body(platform, label, new.event, new.payload, new.headers, new.query)
+    body = records.event_body(
+        platform, label, new.event, new.payload, new.headers, new.query, new.deliver_at
+    )
     return [
         key16,
         models.full_event_name(platform, label, new.event),
         body,
         ",".join(tx_key for tx_key, _ in routes),
         new.idempotency_key or "",
+        new.deliver_at or 0,
     ]
+
+
+def is_delayed(event: NewEvent, now: int) -> bool:
+    """Whether an event's handlers wait for its time (events.lua decides alike)."""
+    return event.deliver_at is not None and event.deliver_at > now

@@ -23,6 +23,7 @@ local function tx_names_key(part, txk) return part .. ':txnames:' .. txk end
 local function outstanding_key(part) return part .. ':outstanding' end
 local function leases_key(part) return part .. ':leases' end
 local function recovered_key(part) return part .. ':recovered' end
+local function due_key(part) return part .. ':due' end
 local function idempotency_key(part, ikey) return part .. ':idem:' .. ikey end
 -- A transaction as the leases and recovered sets name it: the event key's 16 bytes, txKey.
 local function lease_member(key16, txk) return key16 .. txk end

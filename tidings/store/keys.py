@@ -57,6 +57,9 @@ partition's ``meta`` key and builds the others from it::
                                    workers are running
     {part}:recovered       zset    the same members -> when recovery handed out one whose
                                    lease had lapsed (its next claim may take it over)
+    {part}:due             zset    what waits for its time -> when it is due (ms): an event
+                                   key (a delayed event: its handlers start then), or an
+                                   event key + txKey (a retry, a run held back by a rate)
     {part}:idem:{key}      string  the key of the event first stored with an idempotency key
 
 A chunk is CHUNK sequence numbers. A ``combo`` names which parts of the full name a query
@@ -220,6 +223,10 @@ def leases(scope: Scope, p: int) -> str:
 
 def recovered(scope: Scope, p: int) -> str:
     return f"{partition(scope, p)}:recovered"
+
+
+def due(scope: Scope, p: int) -> str:
+    return f"{partition(scope, p)}:due"
 
 
 def idempotency(scope: Scope, p: int, idempotency_key: str) -> str:

@@ -11,7 +11,7 @@ local STATE_NAME = {[0] = 'pending', [1] = 'processing', [2] = 'finished', [3] =
 local EV = {v = 1, history = 2, expected = 3, txs = 4, actors = 5}
 local TX = {state = 1, created = 2, ended = 3, attempts = 4, v = 5, claims = 6, output = 7,
             history = 8}
-local BODY = {platform = 1, label = 2, name = 3}
+local BODY = {platform = 1, label = 2, name = 3, deliver_at = 7}
 -- A history entry: {state code, ms after the event's createdAt, actor's index, reason?}
 local HISTORY = {state = 1, at = 2, actor = 3, reason = 4}
 
@@ -66,6 +66,11 @@ end
 local function names_of(ev)
   local body = cmsgpack.unpack(ev.body)
   return body[BODY.platform], body[BODY.label], body[BODY.name]
+end
+
+-- When a delayed event's handlers start (epoch ms); 0 for an event that did not wait.
+local function deliver_at_of(ev)
+  return cmsgpack.unpack(ev.body)[BODY.deliver_at] or 0
 end
 
 local function history_add(ev, history, state, now, actor, reason)

@@ -4,9 +4,10 @@ An event is one string in its partition's ``rec`` hash (records.lua writes it): 
 (seq and createdAt, 6 bytes each, and the meta's length, 2), the meta (msgpack, changed by
 the scripts: v, history, expected txKeys, transactions, actors) and the body (msgpack,
 made here by ``event_body`` and never changed: platform, label, eventName, payload,
-headers, query as raw JSON). The event's state and processing flags follow from its
-transactions (as event_state.lua computes them); ids follow from its key; its ttl is the
-retention. Scripts answer with flat field/value pairs (``fields``).
+headers, query as raw JSON, and a delayed event's deliverAt). The event's state and
+processing flags follow from its transactions (as event_state.lua computes them); ids
+follow from its key; its ttl is the retention. Scripts answer with flat field/value pairs
+(``fields``).
 """
 
 import hashlib
@@ -27,6 +28,8 @@ STATES = ("pending", "processing", "finished", "failed")
 META_V, META_HISTORY, META_EXPECTED, META_TXS, META_ACTORS = range(5)
 TX_STATE, TX_CREATED, TX_ENDED, TX_ATTEMPTS, TX_V, TX_CLAIMS, TX_OUTPUT, TX_HISTORY = range(8)
 H_STATE, H_AT, H_ACTOR, H_REASON = range(4)
+#: The body's last place, only a delayed event's (its first six: platform ... query).
+BODY_DELIVER_AT = 6
 #: An endedAt not set yet.
 NOT_ENDED = -1
 
@@ -69,11 +72,18 @@ def event_key_bytes(key: str) -> bytes | None:
 
 
 def event_body(
-    platform: str, label: str, event_name: str, payload: Any, headers: Any, query: Any
+    platform: str,
+    label: str,
+    event_name: str,
+    payload: Any,
+    headers: Any,
+    query: Any,
+    deliver_at: int | None = None,
 ) -> bytes:
-    packed: bytes = msgpack.packb(
-        [platform, label, event_name, dump(payload), dump(headers), dump(query)]
-    )
+    body: list[Any] = [platform, label, event_name, dump(payload), dump(headers), dump(query)]
+    if deliver_at is not None:
+        body.append(deliver_at)
+    packed: bytes = msgpack.packb(body)
     return packed
 
 
@@ -96,6 +106,7 @@ class Stored:
     payload: str
     headers: str
     query: str
+    deliver_at: int | None
 
     @property
     def transactions(self) -> dict[str, list[Any]]:
@@ -134,6 +145,7 @@ def stored(key: str | bytes, blob: bytes) -> Stored:
         payload=body[3],
         headers=body[4],
         query=body[5],
+        deliver_at=body[BODY_DELIVER_AT] if len(body) > BODY_DELIVER_AT else None,
     )
 
 
@@ -173,6 +185,7 @@ def event(scope: Scope, s: Stored, ttl_seconds: int) -> models.Event:
         platform=s.platform,
         label=s.label,
         fullName=models.full_event_name(s.platform, s.label, s.event_name),
+        deliverAt=s.deliver_at,
     )
 
 

@@ -180,25 +180,38 @@ class Subscriptions(SecretKeys):
             "subscriptions.recover",
             [[meta, now, lease_ms, self.grace_ms, limit, self.ttl_ms] for meta in metas],
         )
-        found = [
-            (scope, records.fields(work))
-            for (scope, _), works in zip(places, answers, strict=True)
-            for work in works
-        ]
+        return await self._with_queues(
+            [
+                (scope, records.fields(work))
+                for (scope, _), works in zip(places, answers, strict=True)
+                for work in works
+            ]
+        )
+
+    async def _with_queues(
+        self, found: list[tuple[Scope, dict[str, Any]]]
+    ) -> list[tuple[WorkItem, str]]:
+        """Work a script found (key, txKey, eventName, and attempt if not the first) as work
+        items with the queue of each handler; a handler no longer subscribed gets none."""
+        handlers = sorted({(s.env, text(w["eventName"]), text(w["txKey"])) for s, w in found})
         async with self.redis.pipeline(transaction=False) as pipe:
-            for scope, work in found:
-                pipe.hget(
-                    keys.subscriptions(scope.env, text(work["eventName"])), text(work["txKey"])
-                )
+            for env, event_name, tx_key in handlers:
+                pipe.hget(keys.subscriptions(env, event_name), tx_key)
             specs = await pipe.execute()
-        return [
-            (
-                WorkItem(scope.owner, scope.env, work["key"].hex(), text(work["txKey"])),
-                models.Subscription.model_validate_json(spec).queue,
-            )
-            for (scope, work), spec in zip(found, specs, strict=True)
+        queues = {
+            handler: models.Subscription.model_validate_json(spec).queue
+            for handler, spec in zip(handlers, specs, strict=True)
             if spec is not None
-        ]
+        }
+        items = []
+        for scope, work in found:
+            tx_key = text(work["txKey"])
+            queue = queues.get((scope.env, text(work["eventName"]), tx_key))
+            if queue is not None:
+                attempt = int(work.get("attempt", 0))
+                key = work["key"].hex()
+                items.append((WorkItem(scope.owner, scope.env, key, tx_key, attempt), queue))
+        return items
 
 
 def _routes_alike(spec: str | None, sub: models.Subscription) -> bool:

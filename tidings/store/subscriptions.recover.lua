@@ -1,7 +1,8 @@
 -- uses: keys records
 -- What needs dispatching again in one partition: transactions whose lease lapsed (their
 -- worker died), and subscribed handlers of outstanding events that have no transaction at
--- all (a lost broker message, or an API that died before publishing).
+-- all (a lost broker message, or an API that died before publishing; a delayed event is
+-- looked at once it is due).
 -- Whatever is looked at moves back in its queue (a lease by `lease_ms`, an event by
 -- `grace_ms`), so that each is handed out once a period and nothing stays ahead of the
 -- rest. A lapsed lease handed out is noted in RECOVERED: the next claim may take it over.
@@ -34,8 +35,11 @@ end
 
 for _, key16 in ipairs(redis.call('ZRANGEBYSCORE', outstanding, '-inf', now, 'LIMIT', 0, limit)) do
   local ev = load_event(part, key16, cutoff)
+  local due = ev and deliver_at_of(ev)
   if not ev then
     redis.call('ZREM', outstanding, key16)
+  elseif due > now then  -- backfilled before it came due
+    redis.call('ZADD', outstanding, due + tonumber(grace_ms), key16)
   else
     redis.call('ZADD', outstanding, now + tonumber(grace_ms), key16)
     for _, txk in ipairs(ev[EV.expected]) do

@@ -3,7 +3,8 @@
 -- and the events its handler emitted (keys in this partition), stored together.
 -- KEYS: the partition's meta. ARGV: now, actor, ttl (ms), grace (ms), subscriptions
 --       version, then per result: key (16 bytes), txKey, state, output (raw JSON), claim
---       number, the number of follow-up events, and 5 per follow-up (see store_events)
+--       number, the number of follow-up events, and EVENT_ARGS per follow-up (see
+--       store_events)
 -- A result counts only while its claim stands (no other worker has taken the transaction
 -- over since); then its follow-ups are stored with it: both or neither.
 -- Returns per result: status 'ok' | status 'conflict', why | status 'not_found'; or, when
@@ -17,9 +18,9 @@ local results, follow_ups = {}, false
 local i = 6
 while i <= #ARGV do
   local n = tonumber(ARGV[i + 5])
-  table.insert(results, {first = i, follow = i + 6, last = i + 5 + 5 * n})
+  table.insert(results, {first = i, follow = i + 6, last = i + 5 + EVENT_ARGS * n})
   if n > 0 then follow_ups = true end
-  i = i + 6 + 5 * n
+  i = i + 6 + EVENT_ARGS * n
 end
 if follow_ups and tonumber(redis.call('HGET', KEYS[1], 'subs') or 0) > tonumber(version) then
   local stale = {}

@@ -209,9 +209,10 @@ class Transactions(Events):
         ]
 
     async def retry_later(
-        self, item: WorkItem, claim: Claim, *, actor: str, reason: str, lease_until: int
+        self, item: WorkItem, claim: Claim, *, actor: str, reason: str, due: int, lease_ms: int
     ) -> bool:
-        """Record a failed attempt and hold the lease until its retry is due."""
+        """Record a failed attempt, to be retried at ``due`` (epoch ms), and hold the lease
+        until ``lease_ms`` after that."""
         where = self._where(item.scope, item.key)
         return bool(
             where
@@ -222,7 +223,8 @@ class Transactions(Events):
                 now_ms(),
                 actor,
                 reason,
-                lease_until,
+                due,
+                due + lease_ms,
                 claim.token,
                 self.ttl_ms,
             )
