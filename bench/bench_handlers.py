@@ -21,6 +21,7 @@ from tidings.celery_app import RUN_TASK
 from tidings.store import Store
 
 LATENCY_LIST = "bench:latency:tidings"
+LATENESS_LIST = "bench:lateness:tidings"
 MESSAGES_KEY, ROWS_KEY = "bench:messages", "bench:rows"
 #: How long the steady-load handler works, in seconds.
 WORK_SECONDS = float(os.environ.get("BENCH_WORK_SECONDS", "0.002"))
@@ -39,6 +40,12 @@ def latency(event: Message[Any]) -> None:
     started = time.time_ns()
     timeline.mark("started", [event.event.key], at=started)
     client.rpush(LATENCY_LIST, (started - event.payload["sent"]) / 1e9)
+
+
+@handler("bench.delayed", tx_key="delayed")
+def delayed(event: Message[Any]) -> None:
+    """Milliseconds from the due time (epoch ms in the payload) to this handler's start."""
+    client.rpush(LATENESS_LIST, time.time() * 1000 - event.payload["due"])
 
 
 @handler("bench.work", tx_key="work")

@@ -15,6 +15,7 @@ QUEUE = "plain"
 READY_KEY = "bench:plain:ready"
 DONE_KEY = "bench:plain:done"
 LATENCY_LIST = "bench:latency:plain"
+LATENESS_LIST = "bench:lateness:plain"
 
 client = redis.Redis.from_url(os.environ["REDIS_URL"])
 app = Celery("plain", broker=os.environ["REDIS_URL"], set_as_current=False)
@@ -43,6 +44,12 @@ def record(n: int) -> None:
 def latency(sent: int) -> None:
     """Seconds from the send (time.time_ns() in the arguments) to this task's start."""
     client.rpush(LATENCY_LIST, (time.time_ns() - sent) / 1e9)
+
+
+@app.task(name="plain.delayed")
+def delayed(due: float) -> None:
+    """Milliseconds from the due time (its eta, epoch ms in the arguments) to this start."""
+    client.rpush(LATENESS_LIST, time.time() * 1000 - due)
 
 
 @signals.worker_ready.connect(weak=False)
