@@ -188,3 +188,9 @@ def retried_later(event: Message[Any]) -> None:
     record_span(event, f"retried-later:{event.event.key}")
     if event.attempt == 1:
         raise RuntimeError("the first attempt fails")
+
+
+@handler("e2e.debounced", tx_key="debounced", debounce=1, debounce_key="customer", debounce_max=3)
+def debounced(event: Message[Shipment]) -> str:
+    record_span(event, f"debounced:{event.payload.customer}")
+    return event.event.key

@@ -1,4 +1,5 @@
-"""Flow control in the worker: may a run start now under its handler's concurrency and rate?
+"""Flow control in the worker: may a run start now under its handler's debounce,
+concurrency and rate?
 
 A run is gated before it claims its transaction, so that one held back is neither failed
 nor counted as an attempt:
@@ -7,6 +8,10 @@ nor counted as an attempt:
   when it ends; one over the limit waits in its limit's line and this message is done. The
   run that frees a slot publishes the first in line (and workers hand out slots whose lease
   lapsed, every recovery round), so waiting costs no polling and keeps arrival order.
+- Debounce: the first run of an event (attempt 0) joins its burst as the burst's last run
+  and is put off till the burst is due (in the due set, tidings/store/due.py); the run it
+  supersedes is recorded as finished without running the handler, its output naming the
+  event that superseded it. When the burst's last run comes back due, it goes on.
 - Rate: a run over the rate is booked its start time and put off till then, in the due
   set as retries are (tidings/store/due.py).
 
@@ -49,9 +54,8 @@ class Admission:
     #: The run may claim its transaction now.
     go: bool
     held: Held | None = None
-
-
-HELD_BACK = Admission(go=False)
+    #: A run of its debounce burst that it supersedes, never to run its handler.
+    superseded: WorkItem | None = None
 
 
 def run_name(item: WorkItem) -> str:
@@ -88,10 +92,27 @@ class Gate:
 
     async def admit(self, item: WorkItem, handler: Handler) -> Admission:
         options = handler.options
-        if options.concurrency is None and options.rate is None:
+        debounce = options.debounce if item.attempt == 0 else None  # a retry is not an event
+        if options.concurrency is None and options.rate is None and debounce is None:
             return Admission(go=True)
         payload = await self._payload(item) if options.key_paths else None
         run = run_name(item)
+        superseded = None
+        if debounce is not None:
+            value = key_value(payload, options.debounce_key)
+            limit = keys.flow_limit("debounce", item.scope, item.tx_key, value)
+            most = options.debounce_max
+            answer = await self.store.debounce(
+                limit,
+                run,
+                period_ms=round(debounce * 1000),
+                most_ms=None if most is None else round(most * 1000),
+                keep_ms=self.lease_ms,
+            )
+            superseded = run_of(answer.superseded) if answer.superseded else None
+            if answer.status == "wait":
+                await self.store.put_off(item, now_ms() + answer.wait_ms)
+                return Admission(go=False, superseded=superseded)
         held = None
         if options.concurrency is not None:
             value = key_value(payload, options.concurrency_key)
@@ -103,7 +124,7 @@ class Gate:
             self._publish(handler, slot.promoted)
             if slot.status == "wait":
                 await self.store.note_waiting(limit, item.tx_key)
-                return HELD_BACK
+                return Admission(go=False, superseded=superseded)
             held = Held(limit, token)
         if options.rate is not None:
             value = key_value(payload, options.rate_key)
@@ -119,8 +140,8 @@ class Gate:
                         await self.store.extend_leases([item], back_by)
                     # A millisecond more: the booking is on Redis's clock.
                     await self.store.put_off(item, now_ms() + rate.wait_ms + 1)
-                return HELD_BACK
-        return Admission(go=True, held=held)
+                return Admission(go=False, superseded=superseded)
+        return Admission(go=True, held=held, superseded=superseded)
 
     async def release(self, handler: Handler, admission: Admission) -> None:
         """Give back the slot a run held, to the first run waiting for it."""

@@ -120,9 +120,10 @@ def handler(
         `tidings serve`, `tidings subscribe`) first registered it.
     options: the rest of ``tidings.models.HandlerOptions``, by their Python names
         (platform, label, queue, max_retries, backoff, concurrency, concurrency_key, rate,
-        rate_key, schedule, timezone, missed_ticks). An option that cannot work (an unknown
-        one, a rate of zero, a key path the payload model does not have, a bad cron
-        expression) raises ValueError here, when the module is imported.
+        rate_key, debounce, debounce_key, debounce_max, schedule, timezone, missed_ticks).
+        An option that cannot work (an unknown one, a rate of zero, a key path the payload
+        model does not have, a bad cron expression) raises ValueError here, when the module
+        is imported.
     """
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -326,6 +326,11 @@ class HandlerOptions(Record):
     #: (per value of rate_key).
     rate: Rate | None = None
     rate_key: KeyPath | None = None
+    #: A burst of events (per value of debounce_key) yields one run, on its last event,
+    #: once none has come for this many seconds, or debounce_max seconds after its first.
+    debounce: float | None = Field(default=None, gt=0)
+    debounce_key: KeyPath | None = None
+    debounce_max: float | None = Field(default=None, gt=0)
     #: A cron expression: at each of its ticks (in `timezone`) the event `event_name` is
     #: emitted, from platform "schedule", and the handler acts on it.
     schedule: str | None = None
@@ -345,12 +350,16 @@ class HandlerOptions(Record):
         for option, needs in (
             ("concurrency_key", "concurrency"),
             ("rate_key", "rate"),
+            ("debounce_key", "debounce"),
+            ("debounce_max", "debounce"),
             ("timezone", "schedule"),
             ("missed_ticks", "schedule"),
         ):
             given = getattr(self, option) != type(self).model_fields[option].default
             if given and getattr(self, needs) is None:
                 raise ValueError(f"{option} goes with {needs}: give {needs} too")
+        if self.debounce_max is not None and self.debounce_max < (self.debounce or 0):
+            raise ValueError("debounce_max is the longest a burst waits: at least debounce")
         if self.schedule is not None:
             if self.platform != SCHEDULE_PLATFORM:
                 raise ValueError(
@@ -365,7 +374,11 @@ class HandlerOptions(Record):
     @property
     def key_paths(self) -> dict[str, str]:
         """The payload paths the options name, by option."""
-        paths = {"concurrency_key": self.concurrency_key, "rate_key": self.rate_key}
+        paths = {
+            "concurrency_key": self.concurrency_key,
+            "rate_key": self.rate_key,
+            "debounce_key": self.debounce_key,
+        }
         return {option: path for option, path in paths.items() if path is not None}
 
     def summary(self) -> list[str]:
@@ -377,6 +390,10 @@ class HandlerOptions(Record):
         if self.rate is not None:
             per = f" per {self.rate_key}" if self.rate_key else ""
             said.append(f"rate {self.rate}{per}")
+        if self.debounce is not None:
+            per = f" per {self.debounce_key}" if self.debounce_key else ""
+            most = f", at most {self.debounce_max:g} s" if self.debounce_max else ""
+            said.append(f"debounce {self.debounce:g} s{per}{most}")
         if self.schedule is not None:
             said.append(
                 f"on {self.schedule} ({schedules.explain(self.schedule)}, {self.timezone}); "

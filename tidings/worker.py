@@ -32,8 +32,9 @@ from tidings.work import Claim, Emitted, Result, WorkItem
 
 log = logging.getLogger("tidings.worker")
 
-#: "deferred": held back by the handler's concurrency or rate, to run later.
-Outcome = Literal["finished", "failed", "retrying", "skipped", "deferred"]
+#: "deferred": held back by the handler's debounce, concurrency or rate, to run later;
+#: "debounced": superseded by a later event of its debounce burst, never to run.
+Outcome = Literal["finished", "failed", "retrying", "skipped", "deferred", "debounced"]
 #: Hands work items to the workers, with the queue of each.
 Publish = Callable[[list[tuple[WorkItem, str]]], None]
 
@@ -144,6 +145,8 @@ class Runner:
 
     async def run(self, item: WorkItem, handler: Handler) -> Outcome:
         admission = await self.gate.admit(item, handler)
+        if admission.superseded is not None:
+            await self._supersede(admission.superseded, by=item)
         if not admission.go:
             outcome: Outcome = "deferred"
         else:
@@ -157,6 +160,14 @@ class Runner:
                 await self.gate.release(handler, admission)
         metrics.METRICS.inc(metrics.HANDLER_RUNS, item.tx_key, outcome)
         return outcome
+
+    async def _supersede(self, item: WorkItem, *, by: WorkItem) -> None:
+        """End a run that a later event of its debounce burst supersedes, without running
+        its handler: its output names that event."""
+        claim = await self._claim(item)
+        if claim is not None:
+            await self._end(item, claim, "finished", {"debouncedBy": by.key})
+            metrics.METRICS.inc(metrics.HANDLER_RUNS, item.tx_key, "debounced")
 
     async def _run_admitted(self, item: WorkItem, handler: Handler) -> Outcome:
         claim = await self._claim(item)

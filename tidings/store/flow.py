@@ -1,10 +1,11 @@
-"""Flow control: rate and concurrency limits that hold across every worker.
+"""Flow control: rate, concurrency and debounce limits that hold across every worker.
 
 A limit (``keys.flow_limit``) is a handler's rate or concurrency in one owner and
 environment, for one value of its key path. Each script takes its limit's keys in KEYS
 (one hash tag), so that a limit lives in one slot of a Redis Cluster.
 
 - Rate: GCRA in ``flow.rate.lua``; a run over the rate is booked a start time.
+- Debounce: ``flow.debounce.lua`` keeps a burst's last run, which starts when it is due.
 - Schedules: the worker that claims a tick (``tick``) emits it.
 - Concurrency: a slot is a sorted-set entry leased like a transaction (a dead worker's
   slot lapses); runs over the limit wait in a sorted set in the order they came, and
@@ -18,6 +19,7 @@ from typing import Any, Literal
 from tidings.clock import now_ms
 from tidings.store import keys, records
 from tidings.store.connection import StorePart
+from tidings.store.records import text
 from tidings.work import Scope
 
 #: A run booked under a rate that comes back this much before its time still starts (its
@@ -31,6 +33,15 @@ class RateAnswer:
     #: later (a copy of a run that waits).
     status: Literal["ok", "wait", "early"]
     wait_ms: int
+
+
+@dataclass(frozen=True)
+class DebounceAnswer:
+    #: go: start now; wait: the burst's last run, due in ``wait_ms``.
+    status: Literal["go", "wait"]
+    wait_ms: int
+    #: The run it replaced as the burst's last, which never starts, or None.
+    superseded: str | None
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,22 @@ class Flow(StorePart):
             stale_ms,
         )
         return RateAnswer(answer["status"], int(answer["wait"]))
+
+    async def debounce(
+        self, limit: str, run: str, period_ms: int, most_ms: int | None, keep_ms: int
+    ) -> DebounceAnswer:
+        """May ``run`` start now under the debounce of ``limit``? (See flow.debounce.lua.)"""
+        answer = await self._flow(
+            "flow.debounce",
+            [keys.flow_debounce(limit)],
+            run,
+            period_ms,
+            "" if most_ms is None else most_ms,
+            EARLY_MS,
+            keep_ms,
+        )
+        superseded = text(answer["superseded"]) or None
+        return DebounceAnswer(answer["status"], int(answer["wait"]), superseded)
 
     async def acquire(
         self, limit: str, run: str, token: str, *, slots: int, lease_ms: int

@@ -75,6 +75,8 @@ every script takes them in KEYS::
                                arrival time); expires once past
     {limit}:booked     zset    rate: runs over the rate ("{owner}|{env}|{key}|{txKey}|
                                {attempt}") -> when each may start (ms)
+    {limit}:debounce   hash    debounce: the burst's last run (as above), when its first
+                               event came and when the last run is due (ms)
     {limit}:slots      zset    concurrency: runs holding a slot (a run's token, or a run as
                                above for a slot kept for it) -> when the slot lapses (ms)
     {limit}:waiting    zset    concurrency: runs waiting for a slot -> when they came (ms)
@@ -264,7 +266,7 @@ FLOW_WAITING = f"{ROOT}:{{flow}}:waiting"
 
 
 def flow_limit(kind: str, scope: Scope, tx_key: str, value: str) -> str:
-    """The prefix of a limit's keys: ``kind`` is "rate" or "concurrency"; ``value`` the
+    """The prefix of a limit's keys: ``kind`` is "rate", "concurrency" or "debounce"; ``value`` the
     JSON of its key path's value in the payload ("null" without a key path)."""
     return f"{ROOT}:{{flow:{kind}|{scope.owner}|{scope.env}|{tx_key}|{value}}}"
 
@@ -275,6 +277,10 @@ def flow_tat(limit: str) -> str:
 
 def flow_booked(limit: str) -> str:
     return f"{limit}:booked"
+
+
+def flow_debounce(limit: str) -> str:
+    return f"{limit}:debounce"
 
 
 def flow_slots(limit: str) -> str:
