@@ -400,7 +400,7 @@ def test_an_event_shows_its_payload_transactions_errors_and_history(
         claim = await store.claim(scope_item, actor="w1", lease_ms=60_000)
         assert claim is not None
         await store.retry_later(
-            scope_item, claim, actor="w1", reason="attempt 1 failed: boom", lease_until=0
+            scope_item, claim, actor="w1", reason="attempt 1 failed: boom", due=0, lease_ms=0
         )
 
     run(fail_once_then_for_good, redis_url)
@@ -422,6 +422,22 @@ def test_an_event_shows_its_payload_transactions_errors_and_history(
         'name="txKey" value="audit"' not in page.split('data-tx="audit"')[1].split("</section>")[0]
     )
     assert "data-refresh" not in page.split('id="event"')[1][:20]  # nothing runs: no polling
+
+
+def test_a_delayed_event_says_when_it_is_due(
+    browser: TestClient, csrf: str, shop: Shop, redis_url: str
+) -> None:
+    subscribe(redis_url, "order.paid", "ship")
+    due = now_ms() + 3_600_000
+    answer = shop.api.post(
+        "/emit", json={"event": "order.paid", "deliverAt": due}, headers=shop.headers
+    )
+    key = answer.json()["key"]
+    shown = datetime.fromtimestamp(due / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    page = browser.get(f"/ui/events/{key}").text
+    assert "Delayed till" in page and shown in page and "starts when the event is due" in page
+    row = browser.get("/ui").text.split(f'data-key="{key}"')[1].split("</tr>")[0]
+    assert f"due {shown}" in " ".join(re.sub(r"<[^>]+>", " ", row).split())
 
 
 def test_an_unknown_event_is_a_404_page(browser: TestClient, csrf: str) -> None:
