@@ -100,7 +100,15 @@ def test_options_are_one_model_with_camel_case_json() -> None:
 def test_handlers_and_the_dashboard_show_every_option(
     api: TestClient, headers: dict[str, str], redis_url: str
 ) -> None:
-    decorate(concurrency=2, concurrency_key="customer.id", rate="10/s", schedule="*/5 * * * *")
+    decorate(
+        concurrency=2,
+        concurrency_key="customer.id",
+        rate="10/s",
+        debounce=5,
+        debounce_key="customer.id",
+        debounce_max=60,
+        schedule="*/5 * * * *",
+    )
     subscription = REGISTRY["options-test"].subscription
     run(lambda store: store.subscribe([subscription], ["test"]), redis_url)
 
@@ -118,13 +126,22 @@ def test_handlers_and_the_dashboard_show_every_option(
         "concurrencyKey": "customer.id",
         "rate": "10/s",
         "rateKey": None,
+        "debounce": 5.0,
+        "debounceKey": "customer.id",
+        "debounceMax": 60.0,
         "schedule": "*/5 * * * *",
         "timezone": "UTC",
         "missedTicks": "run-last",
     }
     sign_in(api, headers["X-Buildable-Secret"])
     row = api.get("/ui/handlers").text.split('data-tx-key="options-test"')[1].split("</tr>")[0]
-    for said in ("3 retries", "at most 2 at once per customer.id", "rate 10/s", "*/5 * * * *"):
+    for said in (
+        "3 retries",
+        "at most 2 at once per customer.id",
+        "rate 10/s",
+        "debounce 5 s per customer.id, at most 60 s",
+        "*/5 * * * *",
+    ):
         assert said in row
 
 

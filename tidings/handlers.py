@@ -8,6 +8,7 @@ Each decorated function subscribes to an event name; every run of it on an event
 transaction, keyed by its ``tx_key``.
 """
 
+import functools
 import importlib
 import inspect
 import pkgutil
@@ -96,9 +97,14 @@ class Handler:
 
     def validate_payload(self, payload: Any) -> Any:
         """The payload as the handler annotated it; raises pydantic's ValidationError."""
-        if self.payload_model is None:
+        if self._payload_adapter is None:
             return payload
-        return TypeAdapter(self.payload_model).validate_python(payload)
+        return self._payload_adapter.validate_python(payload)
+
+    @functools.cached_property
+    def _payload_adapter(self) -> TypeAdapter[Any] | None:
+        """Built once: building one takes longer than most validations."""
+        return None if self.payload_model is None else TypeAdapter(self.payload_model)
 
 
 #: Every handler imported so far, by tx_key.
