@@ -19,11 +19,15 @@ lint: $(BIN)/tidings
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy tidings
 
-# Then the API contract and the workers end to end again, on a 3-master Redis Cluster with
-# each scope spread over six partitions (tests/conftest.py, CLUSTER_RUN).
+# Then the API contract, the workers end to end, flow control's scripts and what waits in the
+# due sets again, on a 3-master Redis Cluster with each scope spread over six partitions
+# (tests/conftest.py, CLUSTER_RUN).
+CLUSTER_TESTS := tests/test_api.py tests/test_workers.py tests/test_flow_store.py \
+	tests/test_delayed.py tests/test_debounce.py
+
 test: lint chromium
 	$(BIN)/pytest
-	TIDINGS_TEST_CLUSTER=1 $(BIN)/pytest tests/test_api.py tests/test_workers.py
+	TIDINGS_TEST_CLUSTER=1 $(BIN)/pytest $(CLUSTER_TESTS)
 
 # The browser tests (tests/browser_support.py) drive Debian's Chromium; Playwright's own
 # browser download is not used. Installed when missing, which needs root.
