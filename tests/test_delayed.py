@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from fastapi.testclient import TestClient
 from worker_support import Worker, handled, spans, wait_until
 
 from tidings import models
@@ -154,3 +155,30 @@ def test_what_comes_due_is_taken_once_among_many_takers(settings: Settings) -> N
     early, taken, stored = asyncio.run(scenario())
     assert early == []  # not yet due
     assert sorted(taken) == sorted(stored)
+
+
+def test_a_delayed_event_waits_for_its_time_not_for_a_worker(
+    api: TestClient, headers: dict[str, str], settings: Settings
+) -> None:
+    """/handlers and /health count it as waiting, but not as the oldest due one."""
+
+    async def subscribe() -> None:
+        store = Store.from_settings(settings)
+        try:
+            sub = models.Subscription(eventName="later", txKey="t", queue="q")
+            await store.subscribe([sub], ["test"])
+        finally:
+            await store.close()
+
+    asyncio.run(subscribe())
+    api.post("/emit", json={"event": "later", "delay": 3_600_000}, headers=headers)
+    [view] = api.get("/handlers", headers=headers).json()
+    assert view["counts"]["waiting"] == 1 and view["oldestWaiting"] is None
+    [queue] = api.get("/health").json()["queues"]
+    assert queue["oldestWaitingSeconds"] is None
+
+    key = api.post("/emit", json={"event": "later"}, headers=headers).json()["key"]
+    [view] = api.get("/handlers", headers=headers).json()
+    assert view["counts"]["waiting"] == 2 and view["oldestWaiting"]["key"] == key
+    [queue] = api.get("/health").json()["queues"]
+    assert queue["oldestWaitingSeconds"] is not None

@@ -87,14 +87,16 @@ async def _queue(
 async def _oldest_waiting(
     store: Store, subs: list[tuple[models.Subscription, int]], scopes: list[Scope]
 ) -> int | None:
-    """When the oldest event still waiting for one of these handlers was emitted."""
+    """Since when the oldest event still waiting for one of these handlers has been due:
+    since it was emitted, or since its deliverAt if it was delayed."""
     oldest = None
     for scope in scopes:
         for sub, subscribed_at in subs:
             if sub.serves(scope.owner):
-                page = await store.waiting(scope, sub, subscribed_at)
-                if page.rows and (oldest is None or page.rows[0].createdAt < oldest):
-                    oldest = page.rows[0].createdAt
+                event = (await store.waiting(scope, sub, subscribed_at)).oldest_due
+                if event is not None:
+                    since = max(event.createdAt, event.deliverAt or 0)
+                    oldest = since if oldest is None else min(oldest, since)
     return oldest
 
 

@@ -494,6 +494,7 @@ class HandlerView(Subscription):
     #: False while no live worker runs it: its waiting events wait for one to start.
     served: bool
     counts: HandlerCounts
+    #: The oldest event that waits for it and is due (a delayed one waits for its time).
     oldestWaiting: Event | None
 
 
@@ -523,7 +524,8 @@ class QueueHealth(Record):
     workers: list[QueueWorker]
     #: A live worker took something off it within TIDINGS_CANARY_TIMEOUT_SECONDS.
     served: bool
-    #: The age of the oldest event still waiting for one of its handlers to claim it.
+    #: How long the oldest event still waiting for one of its handlers to claim it has been
+    #: due (since it was emitted, or since its deliverAt).
     oldestWaitingSeconds: float | None
 
 

@@ -1,12 +1,24 @@
 """Workers' heartbeats, and how each handler is doing: its workers, counts and backlog
 (/handlers, the dashboard, /health)."""
 
+from dataclasses import dataclass
+
 from tidings import models
 from tidings.clock import now_ms
 from tidings.store import keys
 from tidings.store.events import Events
 from tidings.store.subscriptions import Subscriptions
 from tidings.work import Scope
+
+
+@dataclass(frozen=True)
+class Waiting:
+    total: int
+    oldest_due: models.Event | None
+
+
+#: How many of the events waiting for a handler are looked at for the oldest that is due.
+WAITING_LOOKED_AT = 50
 
 
 class Workers(Events, Subscriptions):
@@ -79,18 +91,25 @@ class Workers(Events, Subscriptions):
             counts=models.HandlerCounts(
                 processing=processing, finished=finished, failed=failed, waiting=waiting.total
             ),
-            oldestWaiting=waiting.rows[0] if waiting.rows else None,
+            oldestWaiting=waiting.oldest_due,
         )
 
     async def waiting(
         self, scope: Scope, sub: models.Subscription, subscribed_at: int
-    ) -> models.QueryPage:
-        """The events a handler has yet to claim (no transaction of it), oldest first: its
-        total, and the oldest."""
+    ) -> "Waiting":
+        """The events a handler has yet to claim (no transaction of it): how many (delayed
+        events not yet due among them), and the oldest that is due, looked for among the
+        oldest WAITING_LOOKED_AT."""
         since = subscribed_at if sub.since is None else sub.since
-        return await self.query(
-            scope, _transactions_of(sub, txState="does-not-exist", since=since, pageSize=1)
+        page = await self.query(
+            scope,
+            _transactions_of(
+                sub, txState="does-not-exist", since=since, pageSize=WAITING_LOOKED_AT
+            ),
         )
+        now = now_ms()
+        due = (e for e in page.rows if e.deliverAt is None or e.deliverAt <= now)
+        return Waiting(page.total, next(due, None))
 
 
 def _transactions_of(sub: models.Subscription, **request: object) -> models.QueryRequest:
