@@ -181,6 +181,13 @@ class StorePart:
         for attempt in (1, 2):
             loaded = await self._load(script)
             try:
+                if len(calls) == 1:  # a third less CPU than a pipeline of one (redis-py)
+                    key, *args = calls[0]
+                    return [
+                        await self.redis.execute_command(
+                            "EVALSHA", loaded.sha, 1, key, *args, **{NEVER_DECODE: True}
+                        )
+                    ]
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for key, *args in calls:
                         pipe.execute_command(
