@@ -9,15 +9,19 @@ recovery still hands out: a retry's lease and a delayed event's outstanding entr
 after its due time.
 """
 
+import time
 from dataclasses import dataclass
 
 from tidings.clock import now_ms
 from tidings.store import keys, records
 from tidings.store.subscriptions import Subscriptions
-from tidings.work import WorkItem
+from tidings.work import Scope, WorkItem
 
 #: The most one partition hands out in one script, so that no script holds Redis for long.
 TAKE_LIMIT = 500
+#: How long the scopes with events, read for ``take_due``, are used before they are read
+#: again: a scope's first events, if delayed, may start this much late.
+SCOPES_MAX_AGE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,8 @@ class Taken:
 class Due(Subscriptions):
     """The due sets of every partition."""
 
+    _scopes_read: tuple[float, list[Scope]] = (-SCOPES_MAX_AGE_SECONDS, [])
+
     async def put_off(self, item: WorkItem, due_ms: int) -> None:
         """Hand a transaction out again at ``due_ms``: its next attempt, or its first."""
         p = keys.partition_of(item.key, self.partitions)
@@ -42,9 +48,13 @@ class Due(Subscriptions):
 
     async def take_due(self, environments: list[str], *, limit: int = TAKE_LIMIT) -> Taken:
         """What has come due in the environments' partitions, taken out of their due sets."""
+        read_at, scopes = self._scopes_read
+        if time.monotonic() - read_at >= SCOPES_MAX_AGE_SECONDS:
+            scopes = await self.scopes()
+            self._scopes_read = (time.monotonic(), scopes)
         places = [
             (scope, p)
-            for scope in await self.scopes()
+            for scope in scopes
             if scope.env in environments
             for p in range(self.partitions)
         ]

@@ -193,6 +193,8 @@ class Subscriptions(SecretKeys):
     ) -> list[tuple[WorkItem, str]]:
         """Work a script found (key, txKey, eventName, and attempt if not the first) as work
         items with the queue of each handler; a handler no longer subscribed gets none."""
+        if not found:
+            return []
         handlers = sorted({(s.env, text(w["eventName"]), text(w["txKey"])) for s, w in found})
         async with self.redis.pipeline(transaction=False) as pipe:
             for env, event_name, tx_key in handlers:
