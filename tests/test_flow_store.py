@@ -7,6 +7,7 @@ from typing import Any
 
 import redis
 
+from tidings.clock import now_ms
 from tidings.flow import key_value, run_name, run_of
 from tidings.settings import Settings
 from tidings.store import Store, keys
@@ -140,3 +141,85 @@ def test_a_dead_runs_slot_lapses_and_wake_hands_it_to_the_first_in_line(
     assert (dead, taker, waiter) == ("ok", "ok", "wait")
     assert woken == [run(2)] and left == []
     assert not redis_client.exists(keys.FLOW_WAITING)
+
+
+# Runs held back, as /handlers reads them: from the limits noted with runs waiting or
+# booked, for one scope and its handlers.
+
+
+def test_the_runs_held_back_are_read_per_handler_and_limit_of_the_scope(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    ada = keys.flow_limit("concurrency", SCOPE, "ship", '"ada"')
+    bob = keys.flow_limit("concurrency", SCOPE, "ship", '"bob"')
+    rated = keys.flow_limit("rate", SCOPE, "ship", "null")
+    elsewhere = keys.flow_limit("concurrency", Scope("acme", "test"), "ship", '"ada"')
+    other_handler = keys.flow_limit("rate", SCOPE, "audit", "null")
+
+    async def wait_for_slots(store: Store, limit: str, runs: list[str]) -> None:
+        for n, name in enumerate(runs):
+            slot = await store.acquire(limit, name, f"t{n}", slots=1, lease_ms=LEASE_MS)
+            if slot.status == "wait":
+                await store.note_waiting(limit, keys.flow_limit_parts(limit)[2])
+
+    async def scenario(store: Store) -> dict[str, Any]:
+        await wait_for_slots(store, ada, [run(0), run(1), run(2)])  # one runs, two wait
+        await wait_for_slots(store, bob, [run(3), run(4)])
+        await wait_for_slots(store, elsewhere, [run(5), run(6)])
+        for n in range(7, 10):  # an hour apart: the first starts, two are booked
+            await store.rate(rated, run(n), 3_600_000, LEASE_MS)
+        for n in range(10, 12):
+            await store.rate(other_handler, run(n), 3_600_000, LEASE_MS)
+        seen = {"held": await store.held_back(SCOPE, {"ship"})}
+        await store.release(ada, "t0", slots=1, lease_ms=LEASE_MS)  # run(1) is promoted
+        seen["after"] = await store.held_back(SCOPE, {"ship", "audit"})
+        return seen
+
+    started = now_ms()
+    seen = with_store(settings, scenario)
+    held = seen["held"]
+    assert list(held) == ["ship"]  # neither another scope's limits nor another handler's
+    by_reason = [(h.reason, h.keyValue, h.runs) for h in held["ship"]]
+    assert by_reason == [
+        ("concurrency", '"ada"', 2),
+        ("rate", "null", 2),
+        ("concurrency", '"bob"', 1),
+    ]
+    ada_held, booked, _ = held["ship"]
+    assert started <= ada_held.waitingSince <= now_ms() and ada_held.nextStartAt is None
+    assert booked.waitingSince is None
+    assert started + 3_590_000 < booked.nextStartAt <= now_ms() + 3_600_000  # the first booked
+    after = {
+        tx_key: [(h.keyValue, h.runs) for h in found] for tx_key, found in seen["after"].items()
+    }
+    assert after == {
+        "ship": [("null", 2), ('"ada"', 1), ('"bob"', 1)],
+        "audit": [("null", 1)],
+    }
+    # The bookings are noted until they lapse: an hour, and the lease after it.
+    lapses = redis_client.zscore(keys.FLOW_BOOKED, rated)
+    assert started + 2 * 3_600_000 + LEASE_MS <= lapses <= now_ms() + 2 * 3_600_000 + LEASE_MS  # type: ignore[operator]
+
+
+def test_a_limit_whose_bookings_lapsed_is_forgotten_and_none_is_held_back(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    limit = keys.flow_limit("rate", SCOPE, "ship", "null")
+
+    async def scenario(store: Store) -> list[Any]:
+        for n in range(2):  # 50 ms apart, stale 10 ms after its time: lapses within 60 ms
+            await store.rate(limit, run(n), 50, stale_ms=10)
+        seen = [await store.held_back(SCOPE, {"ship"})]
+        await asyncio.sleep(0.1)  # run(1) never came back
+        seen.append(await store.held_back(SCOPE, {"ship"}))
+        other = keys.flow_limit("rate", SCOPE, "ship", '"x"')
+        for n in range(2):  # a booking elsewhere forgets the lapsed limit
+            await store.rate(other, run(n), 3_600_000, LEASE_MS)
+        return seen
+
+    booked, lapsed = with_store(settings, scenario)
+    assert [h.runs for h in booked["ship"]] == [1]
+    assert lapsed == {}
+    assert redis_client.zrange(keys.FLOW_BOOKED, 0, -1) == [
+        keys.flow_limit("rate", SCOPE, "ship", '"x"')
+    ]

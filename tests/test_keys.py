@@ -145,5 +145,14 @@ def test_a_limit_is_one_cluster_slot_and_flow_keys_are_of_schema_2() -> None:
     of_limit = [keys.flow_tat(limit), keys.flow_booked(limit)]
     of_limit += [keys.flow_slots(limit), keys.flow_waiting(limit)]
     assert len({key_slot(key.encode()) for key in of_limit}) == 1
-    for key in [*of_limit, keys.FLOW_WAITING, keys.flow_tick(scope, SAMPLES[1][4])]:
+    registries = [keys.FLOW_WAITING, keys.FLOW_BOOKED]
+    assert len({key_slot(key.encode()) for key in registries}) == 1
+    for key in [*of_limit, *registries, keys.flow_tick(scope, SAMPLES[1][4])]:
         assert not schema.of_schema_1(key), key
+
+
+def test_a_limit_tells_what_it_was_built_from() -> None:
+    scope, tx_key = Scope(*SAMPLES[1][:2]), SAMPLES[1][3]
+    for value in ("null", '"a|b}"', '{"id":"a}b"}'):
+        limit = keys.flow_limit("rate", scope, tx_key, value)
+        assert keys.flow_limit_parts(limit) == ("rate", scope, tx_key, value)

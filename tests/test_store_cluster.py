@@ -146,6 +146,41 @@ def test_transactions_recovery_and_reruns_work_in_every_partition(
     assert found["rerun"] == found["failed"]
 
 
+def test_limits_on_several_nodes_hold_runs_back_and_handlers_show_them(
+    cluster_settings: Settings,
+) -> None:
+    """Each limit's keys in one slot, the registries in another: the flow scripts and the
+    read of the runs held back work across nodes."""
+    values = [f'"customer-{n}"' for n in range(6)]
+    waiting = [keys.flow_limit("concurrency", SCOPE, "ship", v) for v in values]
+    rated = keys.flow_limit("rate", SCOPE, "ship", "null")
+
+    async def scenario(store: Store) -> list[models.HandlerView]:
+        await store.subscribe([SHIP], ["test"])
+        for limit in waiting:
+            for n in range(3):  # one runs, two wait
+                run_ = f"default|test|{n:032x}|ship|0"
+                slot = await store.acquire(limit, run_, f"t{n}", slots=1, lease_ms=60_000)
+                if slot.status == "wait":
+                    await store.note_waiting(limit, "ship")
+        for n in range(3):
+            await store.rate(rated, f"default|test|{n:032x}|ship|0", 3_600_000, 60_000)
+        return await store.handlers(SCOPE)
+
+    [view] = run(cluster_settings, scenario)  # type: ignore[misc]
+    cluster = RedisCluster.from_url(cluster_settings.store_url)
+    try:
+        nodes = {cluster.get_node_from_key(keys.flow_waiting(limit)).name for limit in waiting}
+    finally:
+        cluster.close()
+    assert len(nodes) > 1
+    assert (view.counts.waitingForSlot, view.counts.waitingForRate) == (12, 2)
+    assert sorted((h.reason, h.keyValue, h.runs) for h in view.heldBack) == [
+        *(("concurrency", v, 2) for v in values),
+        ("rate", "null", 2),
+    ]
+
+
 def test_a_cluster_without_a_broker_of_its_own_is_refused_saying_what_to_do(
     redis_cluster_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

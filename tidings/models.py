@@ -481,6 +481,29 @@ class HandlerCounts(Record):
     failed: int
     #: Events it subscribes to that have no transaction of it yet.
     waiting: int
+    #: Runs held back by its concurrency limit until a slot frees, and runs booked by its
+    #: rate limit to start later (first attempts among them count in `waiting` too).
+    waitingForSlot: int
+    waitingForRate: int
+
+
+#: The most limits a handler view lists in heldBack (its counts have them all).
+MAX_HELD_BACK = 20
+
+
+class HeldBack(Record):
+    """Runs of a handler that one of its limits holds back: the limit of one value of its
+    key path."""
+
+    reason: Literal["concurrency", "rate"]
+    #: The JSON of the value at the limit's key path ("null": none there, or no key path).
+    keyValue: str
+    #: concurrency: runs waiting for a slot; rate: runs booked to start later.
+    runs: int
+    #: concurrency: when the run waiting longest began to wait (epoch ms).
+    waitingSince: int | None = None
+    #: rate: when the next booked run may start (epoch ms, on Redis's clock).
+    nextStartAt: int | None = None
 
 
 class HandlerView(Subscription):
@@ -496,6 +519,8 @@ class HandlerView(Subscription):
     counts: HandlerCounts
     #: The oldest event that waits for it and is due (a delayed one waits for its time).
     oldestWaiting: Event | None
+    #: The limits holding its runs back, most runs first (at most MAX_HELD_BACK).
+    heldBack: list[HeldBack]
 
 
 class QueueWorker(Record):

@@ -11,11 +11,16 @@ environment, for one value of its key path. Each script takes its limit's keys i
   slot lapses); runs over the limit wait in a sorted set in the order they came, and
   whoever frees a slot (``release``, or ``wake`` for lapsed ones) hands it to the first
   of them, which the caller publishes.
+- Runs held back (``held_back``, for /handlers): the limits with runs waiting or booked are
+  noted in two registries (``keys.FLOW_WAITING``, ``keys.FLOW_BOOKED``), so that a read
+  looks at those limits alone, never over the keyspace.
 """
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tidings import models
 from tidings.clock import now_ms
 from tidings.store import keys, records
 from tidings.store.connection import StorePart
@@ -69,7 +74,19 @@ class Flow(StorePart):
             EARLY_MS,
             stale_ms,
         )
-        return RateAnswer(answer["status"], int(answer["wait"]))
+        status, wait_ms = answer["status"], int(answer["wait"])
+        if status == "wait":
+            await self._note_booked(limit, now_ms() + wait_ms + stale_ms)
+        return RateAnswer(status, wait_ms)
+
+    async def _note_booked(self, limit: str, lapses_at: int) -> None:
+        """Runs are booked under ``limit`` until ``lapses_at`` at the latest (after their
+        time, a booking whose run did not come is dropped); and the limits whose bookings
+        have all lapsed are forgotten."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(keys.FLOW_BOOKED, {limit: lapses_at}, gt=True)
+            pipe.zremrangebyscore(keys.FLOW_BOOKED, "-inf", f"({now_ms()}")
+            await pipe.execute()
 
     async def debounce(
         self, limit: str, run: str, period_ms: int, most_ms: int | None, keep_ms: int
@@ -154,6 +171,50 @@ class Flow(StorePart):
             if not waiting:
                 await self.redis.hdel(keys.FLOW_WAITING, limit)
         return promoted
+
+    async def held_back(
+        self, scope: Scope, tx_keys: Collection[str]
+    ) -> dict[str, list[models.HeldBack]]:
+        """The runs of these handlers (txKeys) that their limits hold back in the scope, by
+        handler, most runs first: per limit, how many wait for a slot (and since when the
+        first does), or how many are booked (and when the next starts). Reads the limits
+        in the registries (of every scope) and two commands per limit of these handlers."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hkeys(keys.FLOW_WAITING)
+            pipe.zrange(keys.FLOW_BOOKED, now_ms(), "+inf", byscore=True)
+            waiting, booked = await pipe.execute()
+        limits = []
+        for runs_of, noted in ((keys.flow_waiting, waiting), (keys.flow_booked, booked)):
+            for limit in noted:
+                kind, of, tx_key, value = keys.flow_limit_parts(limit)
+                if of == scope and tx_key in tx_keys:
+                    limits.append((kind, tx_key, value, runs_of(limit)))
+        if not limits:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for *_, runs in limits:
+                pipe.zcard(runs)
+                pipe.zrange(runs, 0, 0, withscores=True)
+            answers = await pipe.execute()
+        found: dict[str, list[models.HeldBack]] = {}
+        for (kind, tx_key, value, _), count, first in zip(
+            limits, answers[::2], answers[1::2], strict=True
+        ):
+            if not count:
+                continue
+            at = int(first[0][1]) if first else None  # its score: when it came, or may start
+            found.setdefault(tx_key, []).append(
+                models.HeldBack(
+                    reason=kind,
+                    keyValue=value,
+                    runs=count,
+                    waitingSince=at if kind == "concurrency" else None,
+                    nextStartAt=at if kind == "rate" else None,
+                )
+            )
+        for held in found.values():
+            held.sort(key=lambda h: (-h.runs, h.reason, h.keyValue))
+        return found
 
     async def tick(
         self, scope: Scope, event_name: str, tick_ms: int, *, record_only: bool = False

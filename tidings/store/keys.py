@@ -83,6 +83,9 @@ every script takes them in KEYS::
     tidings:{flow}:waiting
                        hash    {limit} -> txKey of every concurrency limit with runs waiting
                                (workers hand out those whose slots lapsed)
+    tidings:{flow}:booked
+                       zset    {limit} -> when its last booking lapses (ms), of every rate
+                               limit with runs booked (so that /handlers finds them)
     tidings:{flow:tick|{owner}|{env}|{eventName}}
                        string  the last tick (ms) of the schedule that emits eventName,
                                claimed by the one worker that emits it
@@ -263,12 +266,20 @@ def combos(platform: str, label: str, event_name: str) -> list[str]:
 
 
 FLOW_WAITING = f"{ROOT}:{{flow}}:waiting"
+FLOW_BOOKED = f"{ROOT}:{{flow}}:booked"
 
 
 def flow_limit(kind: str, scope: Scope, tx_key: str, value: str) -> str:
     """The prefix of a limit's keys: ``kind`` is "rate", "concurrency" or "debounce"; ``value`` the
     JSON of its key path's value in the payload ("null" without a key path)."""
     return f"{ROOT}:{{flow:{kind}|{scope.owner}|{scope.env}|{tx_key}|{value}}}"
+
+
+def flow_limit_parts(limit: str) -> tuple[str, Scope, str, str]:
+    """What a limit was built from: its kind, scope, txKey and value (which alone may hold
+    "|" or "}")."""
+    kind, owner, env, tx_key, value = limit[len(f"{ROOT}:{{flow:") : -1].split("|", 4)
+    return kind, Scope(owner, env), tx_key, value
 
 
 def flow_tat(limit: str) -> str:

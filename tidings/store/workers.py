@@ -1,5 +1,5 @@
-"""Workers' heartbeats, and how each handler is doing: its workers, counts and backlog
-(/handlers, the dashboard, /health)."""
+"""Workers' heartbeats, and how each handler is doing: its workers, counts, backlog and
+runs its limits hold back (/handlers, the dashboard, /health)."""
 
 from dataclasses import dataclass
 
@@ -7,6 +7,7 @@ from tidings import models
 from tidings.clock import now_ms
 from tidings.store import keys
 from tidings.store.events import Events
+from tidings.store.flow import Flow
 from tidings.store.subscriptions import Subscriptions
 from tidings.work import Scope
 
@@ -21,7 +22,7 @@ class Waiting:
 WAITING_LOOKED_AT = 50
 
 
-class Workers(Events, Subscriptions):
+class Workers(Events, Subscriptions, Flow):
     """Heartbeats and handler views."""
 
     async def heartbeat(self, beat: models.WorkerBeat) -> None:
@@ -58,10 +59,17 @@ class Workers(Events, Subscriptions):
     async def handlers(self, scope: Scope) -> list[models.HandlerView]:
         """Every handler subscribed in the scope's environment, with how it is doing there."""
         workers = await self.workers()
-        return [
-            await self._handler_view(scope, sub, subscribed_at, workers)
+        subscribed = [
+            (sub, subscribed_at)
             for sub, subscribed_at in await self.subscribed(scope.env)
             if sub.serves(scope.owner)
+        ]
+        held_back = await self.held_back(scope, {sub.txKey for sub, _ in subscribed})
+        return [
+            await self._handler_view(
+                scope, sub, subscribed_at, workers, held_back.get(sub.txKey, [])
+            )
+            for sub, subscribed_at in subscribed
         ]
 
     async def _handler_view(
@@ -70,6 +78,7 @@ class Workers(Events, Subscriptions):
         sub: models.Subscription,
         subscribed_at: int,
         workers: list[models.WorkerBeat],
+        held_back: list[models.HeldBack],
     ) -> models.HandlerView:
         now = now_ms()
         processing, finished, failed = [
@@ -89,9 +98,15 @@ class Workers(Events, Subscriptions):
             goneWorkers=gone,
             served=bool(live),
             counts=models.HandlerCounts(
-                processing=processing, finished=finished, failed=failed, waiting=waiting.total
+                processing=processing,
+                finished=finished,
+                failed=failed,
+                waiting=waiting.total,
+                waitingForSlot=sum(h.runs for h in held_back if h.reason == "concurrency"),
+                waitingForRate=sum(h.runs for h in held_back if h.reason == "rate"),
             ),
             oldestWaiting=waiting.oldest_due,
+            heldBack=held_back[: models.MAX_HELD_BACK],
         )
 
     async def waiting(
