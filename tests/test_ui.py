@@ -12,10 +12,11 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from tidings import models
 from tidings.clock import now_ms
-from tidings.models import Subscription, WorkerBeat
-from tidings.store import Store
-from tidings.work import WorkItem
+from tidings.models import HandlerOptions, Subscription, WorkerBeat
+from tidings.store import Store, keys
+from tidings.work import Scope, WorkItem
 
 XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 
@@ -544,3 +545,45 @@ def test_static_files_are_served_and_nothing_else(browser: TestClient) -> None:
 def test_pages_forbid_inline_script(browser: TestClient) -> None:
     policy = browser.get("/ui/login").headers["content-security-policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+
+
+def test_the_handlers_view_says_which_limits_hold_runs_back(
+    browser: TestClient, csrf: str, shop: Shop, redis_url: str
+) -> None:
+    options = HandlerOptions.model_validate(
+        {"txKey": "ship", "eventName": "order.paid", "concurrency": 1}
+        | {"concurrencyKey": "customer", "rate": "10/s"}
+    )
+    sub = Subscription(txKey="ship", eventName="order.paid", queue="tidings", options=options)
+    scope = Scope("default", "test")
+    customers = ['"ada"', *(f'"c{n:02}"' for n in range(models.MAX_HELD_BACK))]
+
+    async def hold_back(store: Store) -> None:
+        await store.subscribe([sub], ["test"])
+        for value in customers:  # one runs; two wait for ada, one for each other customer
+            limit = keys.flow_limit("concurrency", scope, "ship", value)
+            for n in range(3 if value == '"ada"' else 2):
+                run_ = f"default|test|{n:032x}|ship|0"
+                slot = await store.acquire(limit, run_, f"t{n}", slots=1, lease_ms=60_000)
+                if slot.status == "wait":
+                    await store.note_waiting(limit, "ship")
+        rated = keys.flow_limit("rate", scope, "ship", "null")
+        for n in range(3):  # one starts, two are booked
+            await store.rate(rated, f"default|test|{n:032x}|ship|0", 100, stale_ms=60_000)
+
+    run(hold_back, redis_url)
+    row = browser.get("/ui/handlers").text.split('data-tx-key="ship"')[1].split("</tr>")[0]
+    held = re.findall(r'<div class="held (\w+)">\s*(.*?)\s*</div>', row, re.S)
+    assert len(held) == models.MAX_HELD_BACK
+    assert held[0][0] == "concurrency" and re.fullmatch(
+        r"<strong>2 waiting</strong>: concurrency 1 per customer "
+        r'\(<span class="mono">&#34;ada&#34;</span>\), first came \d+ s ago',
+        held[0][1],
+    )
+    assert held[1][0] == "rate" and re.fullmatch(
+        r"<strong>2 waiting</strong>: rate 10/s, next at <time title=\"\d+\">[\d:\- ]+</time>",
+        held[1][1],
+    )
+    assert "<strong>1 waiting</strong>: concurrency 1 per customer" in held[2][1]
+    # 22 runs wait for a slot and 2 for the rate; the 20 limits shown hold 22 of them.
+    assert '<div class="muted">and 2 more under other values</div>' in row
