@@ -8,7 +8,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tidings import metrics, models
 from tidings.api import create_app
 from tidings.settings import Settings
-from tidings.store import Store
+from tidings.store import Store, keys
+from tidings.work import Scope
 
 
 def scrape(api: TestClient, **headers: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
@@ -121,3 +122,23 @@ def test_a_metrics_token_guards_the_page(settings: Settings) -> None:
         answer = api.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
         assert answer.status_code == 200
         assert "# TYPE tidings_recoveries_total counter" in answer.text
+
+
+def test_runs_held_back_by_a_limit_are_read_from_the_store(
+    api: TestClient, settings: Settings, headers: dict[str, str]
+) -> None:
+    subscribe(settings, "ship-order", "order.paid")
+    api.post("/emit", json={"event": "order.paid"}, headers=headers)  # the scope has events
+    limit = keys.flow_limit("rate", Scope("default", "test"), "ship-order", "null")
+
+    async def book() -> None:
+        store = Store.from_settings(settings)
+        for n in range(3):  # an hour apart: one starts, two are booked
+            await store.rate(limit, f"default|test|{n:032x}|ship-order|0", 3_600_000, 60_000)
+        await store.close()
+
+    asyncio.run(book())
+    held = scrape(api)["tidings_runs_held_back"]
+    labels = (("environment", "test"), ("owner", "default"))
+    assert held[(*labels, ("reason", "concurrency"), ("tx_key", "ship-order"))] == 0
+    assert held[(*labels, ("reason", "rate"), ("tx_key", "ship-order"))] == 2

@@ -220,13 +220,21 @@ async def _store_gauges(store: Store) -> list[Metric]:
         "Transactions within retention, by handler and state.",
         labels=("owner", "environment", "tx_key", "state"),
     )
+    held_back = GaugeMetricFamily(
+        "tidings_runs_held_back",
+        "Runs a handler's limits hold back: waiting for a concurrency slot, or booked by a "
+        "rate to start later.",
+        labels=("owner", "environment", "tx_key", "reason"),
+    )
     for scope in await store.scopes():
         for view in await store.handlers(scope):
             labels = (scope.owner, scope.env, view.txKey)
             waiting.add_metric(labels, view.counts.waiting)
             for state in ("processing", "finished", "failed"):
                 transactions.add_metric((*labels, state), getattr(view.counts, state))
-    return [waiting, transactions]
+            held_back.add_metric((*labels, "concurrency"), view.counts.waitingForSlot)
+            held_back.add_metric((*labels, "rate"), view.counts.waitingForRate)
+    return [waiting, transactions, held_back]
 
 
 class _Snapshot(Collector):
