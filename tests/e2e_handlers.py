@@ -194,3 +194,11 @@ def retried_later(event: Message[Any]) -> None:
 def debounced(event: Message[Shipment]) -> str:
     record_span(event, f"debounced:{event.payload.customer}")
     return event.event.key
+
+
+@handler("e2e.one-at-a-time", tx_key="one-at-a-time", concurrency=1, concurrency_key="customer")
+def one_at_a_time(event: Message[Any]) -> None:
+    """Each run waits until a test lets them go: the runs behind it wait for its slot."""
+    counter.incr("test:one-at-a-time:started")
+    while not counter.get("test:one-at-a-time:go"):
+        time.sleep(0.02)

@@ -3,12 +3,18 @@ record their runs (tests/e2e_handlers.py): when each started and ended.
 
 Rates: no second of starts holds more runs than the rate allows, with a margin for the
 time between the gate and the start, far below what the same runs do without a rate.
+
+The runs a limit holds back are shown by /handlers, the dashboard and /metrics.
 """
 
+import re
+import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 from worker_support import Worker, spans, wait_until
 
 RUNS = 30
@@ -140,3 +146,73 @@ def test_the_slot_of_a_killed_worker_lapses_and_the_runs_waiting_go_on(
     assert taken_over["attempts"] == 2  # the killed run's attempt counts; waiting did not
     others = [http.get(f"/events/{k}").json()["transactions"][0] for k in keys_ if k != hung]
     assert [tx["attempts"] for tx in others] == [1, 1]
+
+
+# The runs a limit holds back are seen: in /handlers, on the dashboard, in /metrics.
+
+
+def one_at_a_time(http: httpx.Client) -> dict[str, Any]:
+    [view] = [v for v in http.get("/handlers").json() if v["txKey"] == "one-at-a-time"]
+    return dict(view)
+
+
+def held_back_gauge(http: httpx.Client) -> dict[str, float]:
+    """tidings_runs_held_back of the handler one-at-a-time, by reason."""
+    found = {}
+    for family in text_string_to_metric_families(http.get("/metrics").text):
+        for sample in family.samples:
+            if (
+                sample.name == "tidings_runs_held_back"
+                and sample.labels["tx_key"] == "one-at-a-time"
+            ):
+                found[sample.labels["reason"]] = sample.value
+    return found
+
+
+def dashboard_row(base_url: str, secret: str) -> str:
+    """The handler's row on the dashboard's handlers page, signed in with ``secret``."""
+    with httpx.Client(base_url=base_url, timeout=10) as browser:
+        form = browser.get("/ui/login").text
+        csrf = form.split('name="csrf" value="')[1].split('"')[0]
+        signed = browser.post("/ui/login", data={"csrf": csrf, "secret": secret, "next": "/ui"})
+        assert signed.status_code == 303, signed.text
+        page = browser.get("/ui/handlers").text
+    return page.split('data-tx-key="one-at-a-time"')[1].split("</tr>")[0]
+
+
+def test_runs_waiting_for_a_concurrency_slot_are_shown_until_they_run(
+    http: httpx.Client,
+    live_server: str,
+    start_workers: Callable[[int], list[Worker]],
+    redis_client: redis.Redis,
+) -> None:
+    start_workers(1)
+    emit_batch(http, "e2e.one-at-a-time", [{"customer": "ada"} for _ in range(3)])
+
+    # The first run holds the customer's one slot until the test lets it go; two wait.
+    view = wait_until(
+        lambda: (v := one_at_a_time(http))["counts"]["waitingForSlot"] == 2 and v,
+        "two runs waiting for the slot",
+    )
+    assert redis_client.get("test:one-at-a-time:started") == "1"
+    assert view["counts"]["processing"] == 1 and view["counts"]["waitingForRate"] == 0
+    [held] = view["heldBack"]
+    assert (held["reason"], held["keyValue"], held["runs"]) == ("concurrency", '"ada"', 2)
+    assert held["waitingSince"] <= time.time() * 1000 and held["nextStartAt"] is None
+    row = dashboard_row(live_server, str(http.headers["X-Buildable-Secret"]))
+    assert re.search(
+        r"<strong>2 waiting</strong>: concurrency 1 per customer "
+        r'\(<span class="mono">&#34;ada&#34;</span>\), first came \d+ s ago',
+        row,
+    ), row
+    assert held_back_gauge(http) == {"concurrency": 2, "rate": 0}
+
+    redis_client.set("test:one-at-a-time:go", "1")
+    handled_all(http, "one-at-a-time", 3)
+    view = one_at_a_time(http)
+    assert (view["counts"]["waitingForSlot"], view["heldBack"]) == (0, [])
+    assert "waiting</strong>" not in dashboard_row(
+        live_server, str(http.headers["X-Buildable-Secret"])
+    )
+    assert held_back_gauge(http) == {"concurrency": 0, "rate": 0}
+    assert redis_client.get("test:one-at-a-time:started") == "3"
