@@ -165,15 +165,21 @@ def test_limits_on_several_nodes_hold_runs_back_and_handlers_show_them(
                     await store.note_waiting(limit, "ship")
         for n in range(3):
             await store.rate(rated, f"default|test|{n:032x}|ship|0", 3_600_000, 60_000)
+        # The runs holding the slots run on: their leases are renewed.
+        await store.renew_slots([(limit, "t0") for limit in waiting], 120_000)
         return await store.handlers(SCOPE)
 
+    renewed = time.time() * 1000 + 110_000
     [view] = run(cluster_settings, scenario)  # type: ignore[misc]
-    cluster = RedisCluster.from_url(cluster_settings.store_url)
+    cluster = RedisCluster.from_url(cluster_settings.store_url, decode_responses=True)
     try:
         nodes = {cluster.get_node_from_key(keys.flow_waiting(limit)).name for limit in waiting}
+        leases = [cluster.zscore(keys.flow_slots(limit), "t0") for limit in waiting]
+        lasts = [cluster.pttl(keys.flow_slots(limit)) for limit in waiting]
     finally:
         cluster.close()
     assert len(nodes) > 1
+    assert all(lease > renewed for lease in leases) and min(lasts) > 110_000
     assert (view.counts.waitingForSlot, view.counts.waitingForRate) == (12, 2)
     assert sorted((h.reason, h.keyValue, h.runs) for h in view.heldBack) == [
         *(("concurrency", v, 2) for v in values),

@@ -152,11 +152,8 @@ class Flow(StorePart):
         """Renew the slots (limit, token) of runs still running."""
         if held:
             until = now_ms() + lease_ms
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for limit, token in held:
-                    pipe.zadd(keys.flow_slots(limit), {token: until}, xx=True)
-                    pipe.pexpireat(keys.flow_slots(limit), until, gt=True)
-                await pipe.execute()
+            calls = [[keys.flow_slots(limit), token, until] for limit, token in held]
+            await self._run_many("flow.renew", calls)
 
     async def wake(self, slots_of: dict[str, int], lease_ms: int) -> list[str]:
         """Hand the lapsed slots of limits with runs waiting to the first of them. Looks at
