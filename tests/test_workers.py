@@ -328,7 +328,15 @@ def test_the_handlers_view_shows_subscriptions_workers_and_counts(http, start_wo
     assert {"echo", "flaky", "fan-a", "backfill"} <= set(views)
     echo = views["echo"]
     assert (echo["eventName"], echo["platform"], echo["label"]) == ("e2e.echo", "custom", None)
-    assert echo["counts"] == {"processing": 0, "finished": 1, "failed": 0, "waiting": 2}
+    assert echo["counts"] == {
+        "processing": 0,
+        "finished": 1,
+        "failed": 0,
+        "waiting": 2,
+        "waitingForSlot": 0,
+        "waitingForRate": 0,
+    }
+    assert echo["heldBack"] == []
     assert echo["oldestWaiting"]["key"] == waiting[0]
     seen = echo["workers"] + echo["goneWorkers"]  # live or gone: it has just stopped
     assert [w["name"] for w in seen] == [worker.name]
