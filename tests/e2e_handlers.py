@@ -197,8 +197,9 @@ def debounced(event: Message[Shipment]) -> str:
 
 
 @handler("e2e.one-at-a-time", tx_key="one-at-a-time", concurrency=1, concurrency_key="customer")
-def one_at_a_time(event: Message[Any]) -> None:
-    """Each run waits until a test lets them go: the runs behind it wait for its slot."""
+async def one_at_a_time(event: Message[Any]) -> None:
+    """Each run waits until a test lets them go: the runs behind it wait for its slot. (An
+    async run, so that the worker gates the runs that came with it meanwhile.)"""
     counter.incr("test:one-at-a-time:started")
     while not counter.get("test:one-at-a-time:go"):
-        time.sleep(0.02)
+        await asyncio.sleep(0.02)
