@@ -142,3 +142,15 @@ def test_runs_held_back_by_a_limit_are_read_from_the_store(
     labels = (("environment", "test"), ("owner", "default"))
     assert held[(*labels, ("reason", "concurrency"), ("tx_key", "ship-order"))] == 0
     assert held[(*labels, ("reason", "rate"), ("tx_key", "ship-order"))] == 2
+
+
+def test_what_waits_for_its_time_is_read_from_the_store(
+    api: TestClient, settings: Settings, headers: dict[str, str]
+) -> None:
+    subscribe(settings, "ship-order", "order.paid")
+    for delay in (None, 60_000, 3_600_000):
+        body = {"event": "order.paid"} if delay is None else {"event": "order.paid", "delay": delay}
+        assert api.post("/emit", json=body, headers=headers).is_success
+
+    waiting = scrape(api)["tidings_waiting_for_time"]
+    assert waiting[(("environment", "test"), ("owner", "default"))] == 2

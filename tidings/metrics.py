@@ -226,7 +226,14 @@ async def _store_gauges(store: Store) -> list[Metric]:
         "rate to start later.",
         labels=("owner", "environment", "tx_key", "reason"),
     )
+    due = GaugeMetricFamily(
+        "tidings_waiting_for_time",
+        "Delayed events, retries and runs put off by a rate or a debounce, waiting in Redis "
+        "for their time.",
+        labels=("owner", "environment"),
+    )
     for scope in await store.scopes():
+        due.add_metric((scope.owner, scope.env), await store.waiting_for_time(scope))
         for view in await store.handlers(scope):
             labels = (scope.owner, scope.env, view.txKey)
             waiting.add_metric(labels, view.counts.waiting)
@@ -234,7 +241,7 @@ async def _store_gauges(store: Store) -> list[Metric]:
                 transactions.add_metric((*labels, state), getattr(view.counts, state))
             held_back.add_metric((*labels, "concurrency"), view.counts.waitingForSlot)
             held_back.add_metric((*labels, "rate"), view.counts.waitingForRate)
-    return [waiting, transactions, held_back]
+    return [waiting, transactions, held_back, due]
 
 
 class _Snapshot(Collector):

@@ -46,6 +46,13 @@ class Due(Subscriptions):
         member = keys.lease_member(item.key, item.tx_key)
         await self.redis.zadd(keys.due(item.scope, p), {member: due_ms})
 
+    async def waiting_for_time(self, scope: Scope) -> int:
+        """How much waits in the scope's due sets: delayed events, retries, runs put off."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p in range(self.partitions):
+                pipe.zcard(keys.due(scope, p))
+            return sum(await pipe.execute())
+
     async def take_due(self, environments: list[str], *, limit: int = TAKE_LIMIT) -> Taken:
         """What has come due in the environments' partitions, taken out of their due sets."""
         read_at, scopes = self._scopes_read
