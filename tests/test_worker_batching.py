@@ -108,7 +108,7 @@ def test_a_message_of_many_rows_runs_each_once(settings: Settings, count: int) -
             await store.subscribe([REGISTRY[tx_key].subscription], [SCOPE.env])
             events = [models.EmitRequest(event="batching.row")] * count
             emitted = await store.emit(SCOPE, events, platform="custom", label="s", actor="s")
-            runner = Runner(store, "w", 60_000, lambda *_: None, lambda _: None)
+            runner = Runner(store, "w", 60_000, lambda _: None)
             rows = [[SCOPE.owner, SCOPE.env, e.key, tx_key, 0] for e in emitted]
             await _run_batch(runner, rows)
             await _run_batch(runner, rows)  # delivered again: nothing runs twice
