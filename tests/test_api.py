@@ -398,6 +398,23 @@ def test_every_endpoint_refuses_a_bad_secret_and_writes_nothing(
     fails_cleanly(lambda: send(api, endpoint, claimed, headers), 401)
 
 
+def test_query_tells_a_wrong_key_first_and_a_revoked_one_at_once(
+    api: TestClient, new_secret: Callable[..., str]
+) -> None:
+    """/query reads the key in the same round trip as the page once the process knows who
+    holds it: a key revoked since is refused from the next request on, whatever its body,
+    and a wrong key is told before a wrong query, as on the other routes."""
+    unknown = Caller(api, "sk_test_" + "0" * 48)
+    assert unknown.post("/query", {"page": 0}).json()["message"] == "unknown secret key"
+    caller = Caller(api, new_secret("soon-revoked"))
+    assert caller.post("/query", {}).status_code == 200
+    revoke(api, "soon-revoked")
+    for body in ({}, {"page": 0}, {"txState": "finished"}, None):
+        answer = caller.post("/query", body)
+        assert_error(answer, 401)
+        assert answer.json()["message"] == "this secret key has been revoked"
+
+
 @pytest.mark.parametrize("name", ["x-buildable-secret", "X-BUILDABLE-SECRET", "x-Buildable-SECRET"])
 def test_secret_header_name_is_case_insensitive(api: TestClient, secret: str, name: str) -> None:
     answer = api.post("/emit", json={"event": "order.paid", "payload": {}}, headers={name: secret})
