@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tidings.api import create_app
-from tidings.models import Subscription
+from tidings.models import QueryPage, Subscription
 from tidings.redis_server import free_port
 from tidings.settings import Settings
 from tidings.store import Store
@@ -290,6 +290,21 @@ def test_payload_and_output_json_is_preserved_exactly(caller: Caller, payload: A
     caller.init(key)
     assert exact(caller.transact(key, output=payload).json()["output"]) == exact(payload)
     assert exact(caller.transaction(key, "t")["output"]) == exact(payload)
+
+
+def test_query_answers_exactly_the_json_of_its_models(caller: Caller) -> None:
+    """/query makes its JSON straight from the records, without building models
+    (records.event_fields): byte for byte what its models would answer."""
+    finished = caller.emit("order.paid", {"n": 1.5, "s": "ü", "none": None})
+    assert caller.init(finished).status_code == 200
+    assert caller.transact(finished, output={"ok": True}).status_code == 200
+    caller.emit("order.shipped")
+    caller.ok("/emit", {"event": "order.later", "payload": {}, "delay": 60_000})
+    answer = caller.post("/query", {})
+    assert answer.status_code == 200 and len(answer.json()["rows"]) == 3
+    page = QueryPage.model_validate_json(answer.content)
+    assert "deliverAt" in answer.json()["rows"][2]
+    assert answer.content == page.model_dump_json().encode()
 
 
 # Authentication

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import to_json
 
 from tidings import metrics, models, services
 from tidings.api.deps import (
@@ -127,8 +128,9 @@ QUERY_OPENAPI = {
 
 
 # /query reads its secret key and body itself, so that the key is checked in the same round
-# trip to Redis as the page is read, and answers the page's JSON without FastAPI validating
-# the page again; its errors come in the order FastAPI's dependencies give the other routes.
+# trip to Redis as the page is read, and answers the page's JSON as the store makes it,
+# without building its models; its errors come in the order FastAPI's dependencies give the
+# other routes.
 @router.post(
     "/query", response_model=models.QueryPage, responses=JSON_BODY, openapi_extra=QUERY_OPENAPI
 )
@@ -145,7 +147,7 @@ async def query(request: Request) -> Response:
         except (RequestValidationError, BadRequest):
             await store.authenticate(secret)  # a wrong key is told before a wrong query
             raise
-    return Response(page.model_dump_json(), media_type="application/json")
+    return Response(to_json(page), media_type="application/json")
 
 
 @router.get(

@@ -245,31 +245,34 @@ class Events(SecretKeys):
         stored = records.stored(key16, blob)
         return stored if stored.created_at >= now_ms() - self.ttl_ms else None
 
-    async def query(
+    async def query(self, scope: Scope, q: models.QueryRequest) -> models.QueryPage:
+        return models.QueryPage.model_validate(await self.query_fields(scope, q))
+
+    async def query_fields(
         self, scope: Scope, q: models.QueryRequest, guard: Guard | None = None
-    ) -> models.QueryPage:
-        """A page of events; a guard is read in the same round trip as (the first of) the
-        page's scripts."""
+    ) -> dict[str, Any]:
+        """A page of events as models.QueryPage's JSON has it (records.event_fields); a
+        guard is read in the same round trip as (the first of) the page's scripts."""
         if q.txKey is None and q.txState is not None:
             raise BadRequest("txState filters on a txKey: give txKey too")
         offset = (q.page - 1) * q.pageSize
         total, rows = await self._page(scope, q, offset, q.pageSize, guard)
-        return models.QueryPage(
-            rows=[records.event(scope, row.stored, self.ttl_seconds) for row in rows],
-            total=total,
-            page=q.page,
-            pageSize=q.pageSize,
-            totalPages=math.ceil(total / q.pageSize),
-        )
+        return {
+            "rows": [records.event_fields(scope, row.stored, self.ttl_seconds) for row in rows],
+            "total": total,
+            "page": q.page,
+            "pageSize": q.pageSize,
+            "totalPages": math.ceil(total / q.pageSize),
+        }
 
-    async def query_with_secret(self, secret: str, q: models.QueryRequest) -> models.QueryPage:
-        """`query` for the holder of a secret key. The key is read in the same round trip
-        as the page when this process knows its holder from an earlier request (a key's
-        holder never changes), and before the page otherwise; either way afresh."""
+    async def query_with_secret(self, secret: str, q: models.QueryRequest) -> dict[str, Any]:
+        """`query_fields` for the holder of a secret key. The key is read in the same round
+        trip as the page when this process knows its holder from an earlier request (a
+        key's holder never changes), and before the page otherwise; either way afresh."""
         holder = self.holder(secret)
         if holder is None:
-            return await self.query((await self.authenticate(secret)).scope, q)
-        return await self.query(holder.scope, q, self.still_valid(secret, holder))
+            return await self.query_fields((await self.authenticate(secret)).scope, q)
+        return await self.query_fields(holder.scope, q, self.still_valid(secret, holder))
 
     async def count(self, scope: Scope, q: models.QueryRequest) -> int:
         """The total of a query, without its rows."""
