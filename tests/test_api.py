@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tidings.api import create_app
-from tidings.models import Subscription
+from tidings.models import QueryPage, Subscription
 from tidings.redis_server import free_port
 from tidings.settings import Settings
 from tidings.store import Store
@@ -292,6 +292,21 @@ def test_payload_and_output_json_is_preserved_exactly(caller: Caller, payload: A
     assert exact(caller.transaction(key, "t")["output"]) == exact(payload)
 
 
+def test_query_answers_exactly_the_json_of_its_models(caller: Caller) -> None:
+    """/query makes its JSON straight from the records, without building models
+    (records.event_fields): byte for byte what its models would answer."""
+    finished = caller.emit("order.paid", {"n": 1.5, "s": "ü", "none": None})
+    assert caller.init(finished).status_code == 200
+    assert caller.transact(finished, output={"ok": True}).status_code == 200
+    caller.emit("order.shipped")
+    caller.ok("/emit", {"event": "order.later", "payload": {}, "delay": 60_000})
+    answer = caller.post("/query", {})
+    assert answer.status_code == 200 and len(answer.json()["rows"]) == 3
+    page = QueryPage.model_validate_json(answer.content)
+    assert "deliverAt" in answer.json()["rows"][2]
+    assert answer.content == page.model_dump_json().encode()
+
+
 # Authentication
 
 
@@ -396,6 +411,23 @@ def test_every_endpoint_refuses_a_bad_secret_and_writes_nothing(
         revoke(api, "old")
     headers = {} if secret is None else {"X-Buildable-Secret": secret}
     fails_cleanly(lambda: send(api, endpoint, claimed, headers), 401)
+
+
+def test_query_tells_a_wrong_key_first_and_a_revoked_one_at_once(
+    api: TestClient, new_secret: Callable[..., str]
+) -> None:
+    """/query reads the key in the same round trip as the page once the process knows who
+    holds it: a key revoked since is refused from the next request on, whatever its body,
+    and a wrong key is told before a wrong query, as on the other routes."""
+    unknown = Caller(api, "sk_test_" + "0" * 48)
+    assert unknown.post("/query", {"page": 0}).json()["message"] == "unknown secret key"
+    caller = Caller(api, new_secret("soon-revoked"))
+    assert caller.post("/query", {}).status_code == 200
+    revoke(api, "soon-revoked")
+    for body in ({}, {"page": 0}, {"txState": "finished"}, None):
+        answer = caller.post("/query", body)
+        assert_error(answer, 401)
+        assert answer.json()["message"] == "this secret key has been revoked"
 
 
 @pytest.mark.parametrize("name", ["x-buildable-secret", "X-BUILDABLE-SECRET", "x-Buildable-SECRET"])

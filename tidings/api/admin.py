@@ -50,7 +50,7 @@ async def revoke_key(body: models.CreateKeyRequest, store: StoreDep) -> models.S
 # Webhook connections
 
 
-def connections(request: Request, store: StoreDep, settings: SettingsDep) -> Connections:
+async def connections(request: Request, store: StoreDep, settings: SettingsDep) -> Connections:
     return Connections(store.redis, public_url(settings, str(request.base_url)))
 
 

@@ -10,6 +10,8 @@ they use, before its own text, each once.
 
 import functools
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Self
 
@@ -68,6 +70,15 @@ def script_source(name: str) -> str:
 
     add(name)
     return "\n".join(lua_file(piece) for piece in order)
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A read sent ahead of scripts in their round trip, whose answer must pass `check` (it
+    raises if not) before theirs are taken: a secret key, read with the page it may see."""
+
+    command: tuple[Any, ...]
+    check: Callable[[Any], None]
 
 
 class StorePart:
@@ -175,9 +186,12 @@ class StorePart:
         """A script's answer of field/value pairs, by name."""
         return records.fields(await self._run(script, key, *args))
 
-    async def _run_many(self, script: str, calls: list[list[Any]]) -> list[Any]:
+    async def _run_many(
+        self, script: str, calls: list[list[Any]], guard: Guard | None = None
+    ) -> list[Any]:
         """Several runs of a script in one round trip (a pipeline), in order; each call is
-        its key, then its arguments. Answers are not decoded: records are bytes."""
+        its key, then its arguments. Answers are not decoded: records are bytes. A guard's
+        read goes first in the same round trip, and its check must pass."""
         for attempt in (1, 2):
             loaded = await self._load(script)
             try:
@@ -189,11 +203,15 @@ class StorePart:
                         )
                     ]
                 async with self.redis.pipeline(transaction=False) as pipe:
+                    if guard is not None:
+                        pipe.execute_command(*guard.command)
                     for key, *args in calls:
                         pipe.execute_command(
                             "EVALSHA", loaded.sha, 1, key, *args, **{NEVER_DECODE: True}
                         )
                     answers: list[Any] = await pipe.execute()
+                if guard is not None:
+                    guard.check(answers.pop(0))
                 return answers
             except redis.exceptions.NoScriptError:
                 if attempt == 2:

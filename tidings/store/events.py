@@ -21,6 +21,7 @@ from tidings.clock import now_ms
 from tidings.errors import BadRequest, NotFound, Unauthorized
 from tidings.ids import new_event_key
 from tidings.store import keys, records
+from tidings.store.connection import Guard
 from tidings.store.records import text
 from tidings.store.secret_keys import SecretKeys, hash_secret
 from tidings.work import Emitted, NewEvent, Scope
@@ -245,17 +246,33 @@ class Events(SecretKeys):
         return stored if stored.created_at >= now_ms() - self.ttl_ms else None
 
     async def query(self, scope: Scope, q: models.QueryRequest) -> models.QueryPage:
+        return models.QueryPage.model_validate(await self.query_fields(scope, q))
+
+    async def query_fields(
+        self, scope: Scope, q: models.QueryRequest, guard: Guard | None = None
+    ) -> dict[str, Any]:
+        """A page of events as models.QueryPage's JSON has it (records.event_fields); a
+        guard is read in the same round trip as (the first of) the page's scripts."""
         if q.txKey is None and q.txState is not None:
             raise BadRequest("txState filters on a txKey: give txKey too")
         offset = (q.page - 1) * q.pageSize
-        total, rows = await self._page(scope, q, offset, q.pageSize)
-        return models.QueryPage(
-            rows=[records.event(scope, row.stored, self.ttl_seconds) for row in rows],
-            total=total,
-            page=q.page,
-            pageSize=q.pageSize,
-            totalPages=math.ceil(total / q.pageSize),
-        )
+        total, rows = await self._page(scope, q, offset, q.pageSize, guard)
+        return {
+            "rows": [records.event_fields(scope, row.stored, self.ttl_seconds) for row in rows],
+            "total": total,
+            "page": q.page,
+            "pageSize": q.pageSize,
+            "totalPages": math.ceil(total / q.pageSize),
+        }
+
+    async def query_with_secret(self, secret: str, q: models.QueryRequest) -> dict[str, Any]:
+        """`query_fields` for the holder of a secret key. The key is read in the same round
+        trip as the page when this process knows its holder from an earlier request (a
+        key's holder never changes), and before the page otherwise; either way afresh."""
+        holder = self.holder(secret)
+        if holder is None:
+            return await self.query_fields((await self.authenticate(secret)).scope, q)
+        return await self.query_fields(holder.scope, q, self.still_valid(secret, holder))
 
     async def count(self, scope: Scope, q: models.QueryRequest) -> int:
         """The total of a query, without its rows."""
@@ -279,7 +296,7 @@ class Events(SecretKeys):
         ]
 
     async def _page(
-        self, scope: Scope, q: models.QueryRequest, offset: int, count: int
+        self, scope: Scope, q: models.QueryRequest, offset: int, count: int, guard: Guard | None
     ) -> tuple[int, list[Row]]:
         """The total, and `count` rows from the `offset`-th in the order of all partitions:
         createdAt, then key (reversed for newest first), which is each partition's order
@@ -287,7 +304,7 @@ class Events(SecretKeys):
         # With one partition, its page; with more, each one's first page, which is all
         # that page 1 needs (and counts the total for a deeper one).
         skip = offset if self.partitions == 1 else 0
-        per_partition = await self._partition_pages(scope, q, q.since, q.until, skip, count)
+        per_partition = await self._partition_pages(scope, q, q.since, q.until, skip, count, guard)
         total = sum(n for n, _ in per_partition)
         if self.partitions == 1:
             return total, per_partition[0][1]
@@ -305,12 +322,13 @@ class Events(SecretKeys):
         until: int | None,
         offset: int,
         count: int,
+        guard: Guard | None = None,
     ) -> list[tuple[int, list[Row]]]:
         """Per partition: its total in [since, until), and its rows from `offset` on."""
         args = self._query_args(q, since, until, offset, count)
         calls = [[keys.meta(scope, p), *args] for p in range(self.partitions)]
         pages = []
-        for answer in await self._run_many("events.query", calls):
+        for answer in await self._run_many("events.query", calls, guard):
             f = records.fields(answer)
             stored = [records.stored(k, r) for k, r in zip(f["keys"], f["rows"], strict=True) if r]
             pages.append((int(f["total"]), [Row(s.created_at, s.key, s) for s in stored]))

@@ -113,20 +113,22 @@ class Stored:
         txs = self.meta[META_TXS]
         return txs if isinstance(txs, dict) else {}  # msgpack from Lua: an empty map is []
 
-    def history(self, entries: list[list[Any]]) -> list[models.HistoryEntry]:
+    def history(self, entries: list[list[Any]]) -> list[dict[str, Any]]:
+        """A history as models.HistoryEntry's fields (a reason only where there is one, as
+        its JSON has it)."""
         actors, out = self.meta[META_ACTORS], []
         previous = None
         for entry in entries:
             state = STATES[entry[H_STATE]]
-            out.append(
-                models.HistoryEntry(
-                    enterState=state,
-                    exitState=previous,
-                    timestamp=self.created_at + entry[H_AT],
-                    updatedBy=actors[entry[H_ACTOR] - 1],
-                    reason=entry[H_REASON] if len(entry) > H_REASON else None,
-                )
-            )
+            fields = {
+                "enterState": state,
+                "exitState": previous,
+                "timestamp": self.created_at + entry[H_AT],
+                "updatedBy": actors[entry[H_ACTOR] - 1],
+            }
+            if len(entry) > H_REASON and entry[H_REASON] is not None:
+                fields["reason"] = entry[H_REASON]
+            out.append(fields)
             previous = state
         return out
 
@@ -154,6 +156,12 @@ def event_id(key: str) -> str:
 
 
 def event(scope: Scope, s: Stored, ttl_seconds: int) -> models.Event:
+    return models.Event.model_validate(event_fields(scope, s, ttl_seconds))
+
+
+def event_fields(scope: Scope, s: Stored, ttl_seconds: int) -> dict[str, Any]:
+    """An event as models.Event's JSON has it (by alias, in order, without a deliverAt it
+    does not have): what a /query page answers without building models (~2x faster)."""
     txs = s.transactions
     states = [STATES[tx[TX_STATE]] for tx in txs.values()]
     future = any(
@@ -162,31 +170,33 @@ def event(scope: Scope, s: Stored, ttl_seconds: int) -> models.Event:
     )
     completed = bool(states) and not future and "processing" not in states
     history = s.history(s.meta[META_HISTORY])
-    return models.Event(
-        id=event_id(s.key),
-        key=s.key,
-        eventName=s.event_name,
-        environment=scope.env,
-        payload=json.loads(s.payload),
-        query=json.loads(s.query),
-        headers=json.loads(s.headers),
-        createdAt=s.created_at,
-        state=history[-1].enterState,
-        history=history,
-        ttl=ttl_seconds,
-        v=s.meta[META_V],
-        ownership=models.Ownership(buildableId=scope.owner, userId=scope.owner, clientId=s.label),
-        processing=models.Processing(
-            hasTransactions=bool(states),
-            totalTransactions=len(states),
-            hasFutureTransactions=future,
-            isCompleted=completed,
-        ),
-        platform=s.platform,
-        label=s.label,
-        fullName=models.full_event_name(s.platform, s.label, s.event_name),
-        deliverAt=s.deliver_at,
-    )
+    fields = {
+        "_id": event_id(s.key),
+        "key": s.key,
+        "eventName": s.event_name,
+        "environment": scope.env,
+        "payload": json.loads(s.payload),
+        "query": json.loads(s.query),
+        "headers": json.loads(s.headers),
+        "createdAt": s.created_at,
+        "state": history[-1]["enterState"],
+        "history": history,
+        "ttl": ttl_seconds,
+        "v": s.meta[META_V],
+        "ownership": {"buildableId": scope.owner, "userId": scope.owner, "clientId": s.label},
+        "processing": {
+            "hasTransactions": bool(states),
+            "totalTransactions": len(states),
+            "hasFutureTransactions": future,
+            "isCompleted": completed,
+        },
+        "platform": s.platform,
+        "label": s.label,
+        "fullName": models.full_event_name(s.platform, s.label, s.event_name),
+    }
+    if s.deliver_at is not None:
+        fields["deliverAt"] = s.deliver_at
+    return fields
 
 
 def transaction(s: Stored, tx_key: str, ttl_seconds: int) -> models.Transaction:

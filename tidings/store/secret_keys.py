@@ -6,6 +6,7 @@ here; every request of the session checks the key again.
 
 import hashlib
 import secrets
+from typing import Any
 
 from tidings import models
 from tidings.auth import MISSING_SECRET, NO_SESSION, REVOKED_SECRET, UNKNOWN_SECRET, Caller, Session
@@ -13,17 +14,25 @@ from tidings.clock import now_ms
 from tidings.errors import Conflict, NotFound, Unauthorized
 from tidings.ids import new_id
 from tidings.store import keys, records
-from tidings.store.connection import StorePart
+from tidings.store.connection import Guard, StorePart
 from tidings.work import Scope
 
 #: Random bytes in a secret (48 hex digits after its "sk_{env}_" prefix).
 SECRET_BYTES = 24
 #: Random bytes in a session id.
 SESSION_ID_BYTES = 32
+#: How many keys' holders a process remembers before it forgets them all.
+MAX_HOLDERS = 10_000
 
 
 class SecretKeys(StorePart):
     """Secret keys and sessions."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Who holds each valid key seen (by digest). That never changes, only whether the
+        #: key is still valid: see `still_valid`.
+        self._holders: dict[str, Caller] = {}
 
     async def create_key(self, name: str, env: str, owner: str = "default") -> models.SecretKey:
         key = models.SecretKey(name=name, env=env, owner=owner, createdAt=now_ms())
@@ -64,7 +73,27 @@ class SecretKeys(StorePart):
         return await self._caller(hash_secret(secret))
 
     async def _caller(self, digest: str) -> Caller:
-        return self._caller_of(await self.redis.hgetall(keys.secret(digest)))
+        caller = self._caller_of(await self.redis.hgetall(keys.secret(digest)))
+        if len(self._holders) >= MAX_HOLDERS:
+            self._holders.clear()
+        self._holders[digest] = caller
+        return caller
+
+    def holder(self, secret: str) -> Caller | None:
+        """Who holds a secret key, if it was valid when this process last read it."""
+        return self._holders.get(hash_secret(secret))
+
+    def still_valid(self, secret: str, holder: Caller) -> Guard:
+        """A guard that a secret key is still valid, and `holder`'s, for a read of what it
+        may see in the same round trip."""
+        digest = hash_secret(secret)
+
+        def check(record: dict[str, str]) -> None:
+            if self._caller_of(record) != holder:  # raises if revoked or gone
+                self._holders.pop(digest, None)  # replaced behind tidings' back: read afresh
+                raise Unauthorized(UNKNOWN_SECRET)
+
+        return Guard(("HGETALL", keys.secret(digest)), check)
 
     @staticmethod
     def _caller_of(record: dict[str, str]) -> Caller:
