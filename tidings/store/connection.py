@@ -195,7 +195,7 @@ class StorePart:
         for attempt in (1, 2):
             loaded = await self._load(script)
             try:
-                if len(calls) == 1:  # a third less CPU than a pipeline of one (redis-py)
+                if len(calls) == 1 and guard is None:  # a third less CPU than a pipeline of one
                     key, *args = calls[0]
                     return [
                         await self.redis.execute_command(
