@@ -158,8 +158,15 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def http(live_server: str) -> Iterator[httpx.Client]:
     """A client of `live_server` with a new secret key: "shop", environment test."""
+    with client_of(live_server) as client:
+        yield client
+
+
+@contextmanager
+def client_of(base_url: str) -> Iterator[httpx.Client]:
+    """A client of a server started by `serving`, with a new secret key: "shop", test."""
     admin = {"Authorization": "Bearer admin-secret"}
-    with httpx.Client(base_url=live_server, timeout=10) as client:
+    with httpx.Client(base_url=base_url, timeout=10) as client:
         created = client.post("/admin/keys", json={"name": "shop", "env": "test"}, headers=admin)
         client.headers["X-Buildable-Secret"] = created.json()["secret"]
         yield client

@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from conftest import client_of, serving
 from redis_support import on_cluster
-from worker_support import Worker
+from worker_support import Worker, wait_until
 
 from tidings.celery_app import RUN_TASK, create_celery
 from tidings.settings import Settings
@@ -248,12 +249,19 @@ def test_a_handler_with_since_backfills_events_from_before_it_existed(http, star
         assert tx(wait_for(http, key, completed), "backfill")["output"] == {"backfilled": True}
 
 
-def test_a_lost_broker_message_is_recovered(http, start_worker, redis_client):
+def test_a_lost_broker_message_is_recovered(settings, start_worker, tmp_path):
+    """The message is taken off the broker's queue once it is there; recovery hands the
+    event out again once the API's grace (1 s here) has passed."""
     start_worker().stop()
-    key = emit(http, "e2e.echo")
-    redis_client.delete("tidings.test")  # the broker's queue: the message is gone
-    start_worker()
-    assert tx(wait_for(http, key, completed), "echo")["state"] == "finished"
+    app = create_celery(Settings(redis_url=settings.store_url), import_handlers=False)
+    server = serving(settings.store_url, tmp_path / "serve.log", TIDINGS_GRACE_SECONDS="1")
+    with server as base, client_of(base) as http:
+        key = emit(http, "e2e.echo")
+        with app.connection_for_write() as connection:
+            purged = lambda: connection.default_channel.queue_purge("tidings.test")  # noqa: E731
+            wait_until(purged, "the message to be in the queue, and then lost", timeout=10)
+        start_worker()
+        assert tx(wait_for(http, key, completed), "echo")["state"] == "finished"
 
 
 @pytest.fixture
