@@ -122,7 +122,7 @@ def measure(h: Harness, args: argparse.Namespace) -> dict[str, list[dict[str, An
             pid, base = servers[name]
             rdb.flushdb()
             for key, value in saved.items():
-                rdb.restore(key, 0, value)
+                rdb.restore(key, 0, value, replace=True)  # a server may have written it again
             cpu = cpu_seconds(pid), redis_cpu(rdb)
             run = wrk(base + "/emit", str(script), args.seconds, args.connections)
             stored, messages = settle(rdb), rdb.llen(QUEUE)
