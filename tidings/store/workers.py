@@ -114,17 +114,21 @@ class Workers(Events, Subscriptions, Flow):
     ) -> "Waiting":
         """The events a handler has yet to claim (no transaction of it): how many (delayed
         events not yet due among them), and the oldest that is due, looked for among the
-        oldest WAITING_LOOKED_AT."""
+        oldest WAITING_LOOKED_AT (only when the oldest of all is a delayed one: /health and
+        /handlers ask for every handler)."""
         since = subscribed_at if sub.since is None else sub.since
-        page = await self.query(
-            scope,
-            _transactions_of(
-                sub, txState="does-not-exist", since=since, pageSize=WAITING_LOOKED_AT
-            ),
-        )
+        waiting = _transactions_of(sub, txState="does-not-exist", since=since, pageSize=1)
+        page = await self.query(scope, waiting)
         now = now_ms()
-        due = (e for e in page.rows if e.deliverAt is None or e.deliverAt <= now)
-        return Waiting(page.total, next(due, None))
+        if page.rows and not _due(page.rows[0], now):
+            page = await self.query(
+                scope, waiting.model_copy(update={"pageSize": WAITING_LOOKED_AT})
+            )
+        return Waiting(page.total, next((e for e in page.rows if _due(e, now)), None))
+
+
+def _due(event: models.Event, now: int) -> bool:
+    return event.deliverAt is None or event.deliverAt <= now
 
 
 def _transactions_of(sub: models.Subscription, **request: object) -> models.QueryRequest:
