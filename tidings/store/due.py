@@ -59,12 +59,7 @@ class Due(Subscriptions):
         if time.monotonic() - read_at >= SCOPES_MAX_AGE_SECONDS:
             scopes = await self.scopes()
             self._scopes_read = (time.monotonic(), scopes)
-        places = [
-            (scope, p)
-            for scope in scopes
-            if scope.env in environments
-            for p in range(self.partitions)
-        ]
+        places = self._partitions_in(scopes, environments)
         if not places:
             return Taken([], None, more=False)
         now = now_ms()

@@ -164,12 +164,7 @@ class Subscriptions(SecretKeys):
         with no transaction on an event older than the grace period. It walks every
         partition of the environments, and forgets there what retention has passed."""
         now = now_ms()
-        places = [
-            (scope, p)
-            for scope in await self.scopes()
-            if scope.env in environments
-            for p in range(self.partitions)
-        ]
+        places = self._partitions_in(await self.scopes(), environments)
         if not places:
             return []
         metas = [keys.meta(scope, p) for scope, p in places]
@@ -187,6 +182,17 @@ class Subscriptions(SecretKeys):
                 for work in works
             ]
         )
+
+    def _partitions_in(
+        self, scopes: list[Scope], environments: list[str]
+    ) -> list[tuple[Scope, int]]:
+        """Every partition of the scopes in these environments."""
+        return [
+            (scope, p)
+            for scope in scopes
+            if scope.env in environments
+            for p in range(self.partitions)
+        ]
 
     async def _with_queues(
         self, found: list[tuple[Scope, dict[str, Any]]]
