@@ -84,6 +84,11 @@ def key_value(payload: Any, path: str | None) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
+def _limit(kind: str, item: WorkItem, payload: Any, path: str | None) -> str:
+    """The limit of a kind that a run falls under: its handler's, for its key path's value."""
+    return keys.flow_limit(kind, item.scope, item.tx_key, key_value(payload, path))
+
+
 @dataclass
 class Gate:
     store: Store
@@ -99,8 +104,7 @@ class Gate:
         run = run_name(item)
         superseded = None
         if debounce is not None:
-            value = key_value(payload, options.debounce_key)
-            limit = keys.flow_limit("debounce", item.scope, item.tx_key, value)
+            limit = _limit("debounce", item, payload, options.debounce_key)
             most = options.debounce_max
             answer = await self.store.debounce(
                 limit,
@@ -115,8 +119,7 @@ class Gate:
                 return Admission(go=False, superseded=superseded)
         held = None
         if options.concurrency is not None:
-            value = key_value(payload, options.concurrency_key)
-            limit = keys.flow_limit("concurrency", item.scope, item.tx_key, value)
+            limit = _limit("concurrency", item, payload, options.concurrency_key)
             token = new_id()
             slot = await self.store.acquire(
                 limit, run, token, slots=options.concurrency, lease_ms=self.lease_ms
@@ -127,8 +130,7 @@ class Gate:
                 return Admission(go=False, superseded=superseded)
             held = Held(limit, token)
         if options.rate is not None:
-            value = key_value(payload, options.rate_key)
-            limit = keys.flow_limit("rate", item.scope, item.tx_key, value)
+            limit = _limit("rate", item, payload, options.rate_key)
             interval = models.rate_interval_ms(options.rate)
             rate = await self.store.rate(limit, run, interval, stale_ms=self.lease_ms)
             if rate.status != "ok":
