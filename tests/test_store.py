@@ -9,6 +9,7 @@ import redis
 from tidings import models
 from tidings.settings import Settings
 from tidings.store import Store, keys
+from tidings.store.subscriptions import CLEANUP_BUDGET
 from tidings.work import Emitted, NewEvent, Scope, WorkItem
 
 SCOPE = Scope("default", "test")
@@ -281,3 +282,34 @@ def test_an_emit_after_a_subscription_elsewhere_is_routed_to_it(settings: Settin
     assert [e.routes for e in before] == [[]]
     assert [e.routes for e in after] == [[("ship", "tidings")]]
     assert [e.routes for e in gone] == [[]]
+
+
+def test_retention_forgets_expired_events_a_budget_at_a_time_and_whole_chunks_once_passed(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    scope, events = Scope("default", "retention"), keys.CHUNK + 1500
+
+    async def scenario() -> tuple[list[int], str]:
+        store = Store.from_settings(settings)
+        expired = Store(store.redis, ttl_seconds=1, partitions=1)  # its events are 1 s old
+        try:
+            for done in range(0, events, 1000):
+                await emit_paid(store, scope, count=min(1000, events - done))
+            time.sleep(1.1)
+            [fresh] = await emit_paid(store, scope)
+            kept = []
+            for _ in range(events // CLEANUP_BUDGET + 2):
+                await expired.recover([scope.env], lease_ms=60_000)
+                kept.append(redis_client.hlen(keys.records(scope, 0)))
+            return kept, (await store.get_event(scope, fresh.key)).key
+        finally:
+            await expired.close()
+
+    kept, fresh = asyncio.run(scenario())
+    assert kept[:2] == [events + 1 - CLEANUP_BUDGET, events + 1 - 2 * CLEANUP_BUDGET]
+    assert kept[-1] == 1 and fresh  # the event emitted since stays
+    assert redis_client.hget(keys.meta(scope, 0), "low") == str(events)
+    assert not redis_client.exists(keys.log(scope, 0, 0))  # chunk 0 passed: its log...
+    lists = redis_client.smembers(keys.lists(scope, 0))
+    assert lists and not any(redis_client.exists(keys.list_chunk(scope, 0, n, 0)) for n in lists)
+    assert redis_client.exists(keys.log(scope, 0, 1))  # ...chunk 1 holds the fresh event

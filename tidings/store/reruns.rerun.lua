@@ -45,8 +45,7 @@ else
   local lo, hi = seq_range(part, now, tonumber(ttl), tonumber(since), tonumber(before))
   local sel = selection(part, combo, txk, 'failed')
   local spans = count_matches(part, sel, lo, hi)
-  for _, seq in ipairs(select_seqs(part, sel, spans, 0, tonumber(limit))) do
-    local _, key16 = log_entry(part, seq)
+  for _, key16 in ipairs(log_keys(part, select_seqs(part, sel, spans, 0, tonumber(limit)))) do
     if rerun(key16, txk) then table.insert(found, key16) end
   end
 end

@@ -16,8 +16,7 @@ local seqs = select_seqs(part, sel, spans, offset, limit)
 local next_offset = ''
 if #seqs == limit then next_offset = offset + #seqs end
 local found = {}
-for _, seq in ipairs(seqs) do
-  local _, key16 = log_entry(part, seq)
+for _, key16 in ipairs(log_keys(part, seqs)) do
   local ev = load_event(part, key16, now - tonumber(ttl))
   local awaited = false
   for _, expected in ipairs(ev[EV.expected]) do if expected == txk then awaited = true end end
