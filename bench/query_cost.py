@@ -2,9 +2,9 @@
 
 The script fills two scopes of one Redis, with N events (default 100,000) and with N/10,
 through the real ``Store.emit`` (batches of 1,000; four event names and two labels, so
-filters differ in selectivity), and gives events a transaction on one txKey through
-``Store.init``/``Store.transact``: 50% finished, 5% failed, 2% processing, the rest none.
-It prints the fill rates.
+filters differ in selectivity), and gives events a transaction on one txKey as a worker's
+pool writes them (``Store.claim_many``, then ``Store.finish_many``, 64 at a time): 50%
+finished, 5% failed, 2% processing, the rest none. It prints the fill rates.
 
 Then, per query case and size, it times the very first call (``1st``: before store v2,
 the first ``txState: does-not-exist`` query of a filter built an index, in O(N)) and then
@@ -54,7 +54,7 @@ from tidings.clock import now_ms
 from tidings.redis_server import EmbeddedRedis
 from tidings.settings import Settings
 from tidings.store import Store, keys
-from tidings.work import Scope
+from tidings.work import Result, Scope, WorkItem
 
 TTL_SECONDS = 30 * 24 * 3600
 BATCH = 1000
@@ -64,7 +64,8 @@ NAMES = {"user.created": 0.60, "order.paid": 0.30, "invoice.sent": 0.09, "refund
 LABELS = ["web", "web", "web", "mobile"]
 #: Share of events whose TX_KEY transaction ends in each state (the rest have none).
 TX_STATES = {"finished": 0.50, "failed": 0.05, "processing": 0.02}
-TX_CONCURRENCY = 64
+#: Transactions claimed (and finished) in one round trip, as a worker's pool does.
+TX_TOGETHER = 64
 WARM_UP = 5
 LEVELS = ("base", "store", "http")
 Call = Callable[[], Awaitable[Any]]
@@ -103,14 +104,13 @@ async def fill(store: Store, n: int) -> int:
 
     plan = [(key, state) for key in event_keys if (state := pick_state(rng)) is not None]
     started = time.perf_counter()
-    for i in range(0, len(plan), TX_CONCURRENCY):
-        chunk = plan[i : i + TX_CONCURRENCY]
-        await asyncio.gather(*(transaction(store, scope, k, s) for k, s in chunk))
+    for i in range(0, len(plan), TX_TOGETHER):
+        await transactions(store, scope, plan[i : i + TX_TOGETHER])
     tx_s = time.perf_counter() - started
     memory = (await store.redis.info("memory"))["used_memory_human"]
     print(
         f"N={n:>7,}: emit {n / emit_s:>6,.0f} events/s ({emit_s:4.1f} s), "
-        f"init+transact {len(plan) / tx_s:>5,.0f} transactions/s ({tx_s:4.1f} s), "
+        f"claim+finish {len(plan) / tx_s:>5,.0f} transactions/s ({tx_s:4.1f} s), "
         f"redis used_memory now {memory}"
     )
     return since
@@ -125,10 +125,17 @@ def pick_state(rng: random.Random) -> str | None:
     return None
 
 
-async def transaction(store: Store, scope: Scope, key: str, state: str) -> None:
-    await store.init(scope, key, TX_KEY, actor="bench")
-    if state != "processing":
-        await store.transact(scope, key, TX_KEY, state, {"ok": True}, actor="bench")
+async def transactions(store: Store, scope: Scope, plan: list[tuple[str, str]]) -> None:
+    """TX_KEY transactions in these states, written as a worker's pool writes them: the
+    claims together, then the results together."""
+    items = [WorkItem(scope.owner, scope.env, key, TX_KEY) for key, _ in plan]
+    claims = await store.claim_many(items, actor="bench", lease_ms=TTL_SECONDS * 1000)
+    results = [
+        Result(item, claim, state, {"ok": True}, follow_ups=[])
+        for item, claim, (_, state) in zip(items, claims, plan, strict=True)
+        if claim is not None and state != "processing"
+    ]
+    await store.finish_many(results, actor="bench")
 
 
 def cases(n: int, since: int) -> list[tuple[str, dict[str, Any]]]:
