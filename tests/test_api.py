@@ -731,6 +731,25 @@ def test_pagination_covers_every_event_once(caller: Caller, total: int, page_siz
     assert seen == keys
 
 
+def test_large_pages_show_the_rows_small_pages_show(caller: Caller) -> None:
+    # A page of more than ROWS_IN_SCRIPT rows reads its records after its script.
+    events = [{"event": "order.paid", "payload": {"n": n}} for n in range(250)]
+    caller.ok("/emit/batch", {"events": events})
+    for newest_first in (False, True):
+        small = [
+            row
+            for page in range(1, 26)
+            for row in caller.query(page=page, pageSize=10, newestFirst=newest_first)["rows"]
+        ]
+        large = [
+            row
+            for page in range(1, 4)
+            for row in caller.query(page=page, pageSize=101, newestFirst=newest_first)["rows"]
+        ]
+        assert len(small) == 250 and large == small
+        assert [row["payload"]["n"] for row in small] == sorted(range(250), reverse=newest_first)
+
+
 @pytest.mark.parametrize("page_size", [1, 1000])
 def test_page_size_bounds_are_inclusive(caller: Caller, page_size: int) -> None:
     caller.emit()

@@ -36,8 +36,9 @@ end
 -- than another call (a sparse page's 1,000 rows cost 1,000 calls otherwise).
 local LOG_READ_GAP = 128
 
--- The keys of seqs (ascending), reading each run of nearby seqs in one chunk at once.
-local function log_keys(part, seqs)
+-- The log entries (createdAt and key, 22 bytes) of seqs (ascending), reading each run of
+-- nearby seqs in one chunk at once.
+local function log_entries(part, seqs)
   local found, i = {}, 1
   while i <= #seqs do
     local chunk = math.floor(seqs[i] / CHUNK)
@@ -51,10 +52,17 @@ local function log_keys(part, seqs)
                            (seqs[j] % CHUNK + 1) * LOG_ENTRY - 1)
     for k = i, j do
       local at = (seqs[k] - first) * LOG_ENTRY
-      table.insert(found, string.sub(run, at + 7, at + LOG_ENTRY))
+      table.insert(found, string.sub(run, at + 1, at + LOG_ENTRY))
     end
     i = j + 1
   end
+  return found
+end
+
+-- The keys of seqs (ascending).
+local function log_keys(part, seqs)
+  local found = log_entries(part, seqs)
+  for i, entry in ipairs(found) do found[i] = string.sub(entry, 7) end
   return found
 end
 

@@ -133,6 +133,11 @@ class Stored:
         return out
 
 
+def log_entry(entry: bytes) -> tuple[int, bytes]:
+    """An event's entry in its partition's log (log.lua): its createdAt and key (16 bytes)."""
+    return int.from_bytes(entry[:6]), entry[6:]
+
+
 def stored(key: str | bytes, blob: bytes) -> Stored:
     seq, created, meta_length = HEADER.unpack_from(blob)
     body = msgpack.unpackb(blob[HEADER.size + meta_length :])
