@@ -93,6 +93,13 @@ def chain(event: Message[Any]) -> str:
     return tidings.emit("e2e.echo", {"from": event.event.key})
 
 
+@handler("e2e.chain-later", tx_key="chain-later")
+def chain_later(event: Message[Any]) -> str:
+    import tidings
+
+    return tidings.emit("e2e.echo", {"from": event.event.key}, delay=event.payload["delay"])
+
+
 @handler("e2e.toggle", tx_key="toggle", max_retries=0)
 def toggle(event: Message[Any]) -> str:
     """Fails until a test switches its event on: something a re-run can mend."""

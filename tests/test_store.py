@@ -33,7 +33,7 @@ def test_a_stale_worker_cannot_end_a_transaction_another_worker_took_over(
             time.sleep(0.01)  # worker A's lease lapses
             taker = await store.claim(item, actor="worker-b", lease_ms=60_000)
             assert slow is not None and taker is not None
-            follow_up = [("f" * 32, models.EmitRequest(event="order.shipped"))]
+            follow_up = [("f" * 32, NewEvent("order.shipped", {}))]
             stale = await store.finish(
                 item, slow, "finished", "by a", actor="worker-a", follow_ups=follow_up
             )

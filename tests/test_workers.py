@@ -195,6 +195,18 @@ def test_a_handler_can_emit_a_follow_up_event(http, start_worker):
     assert tx(follow_up, "echo")["output"]["echo"] == {"from": key}
 
 
+def test_a_handler_can_emit_a_follow_up_event_for_later(http, start_worker):
+    start_worker()
+    key = emit(http, "e2e.chain-later", {"delay": 1500})
+    chained = wait_for(http, key, completed)
+    follow_up = http.get(f"/events/{tx(chained, 'chain-later')['output']}").json()
+    ended = tx(chained, "chain-later")["history"][-1]["timestamp"]
+    assert ended <= follow_up["deliverAt"] <= ended + 1500  # due 1.5 s after it was emitted
+    assert not completed(follow_up)  # stored at once, its handler waits for its time
+    echoed = wait_for(http, follow_up["key"], completed)
+    assert tx(echoed, "echo")["createdAt"] >= follow_up["deliverAt"]
+
+
 def test_a_worker_killed_mid_handler_is_replaced_by_another(http, start_worker, redis_client):
     first = start_worker()
     key = emit(http, "e2e.slow")

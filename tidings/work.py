@@ -115,4 +115,4 @@ class Result:
     state: str
     output: Any
     #: The events its handler emitted, with their keys: stored with the result.
-    follow_ups: list[tuple[str, models.EmitRequest]]
+    follow_ups: list[tuple[str, NewEvent]]

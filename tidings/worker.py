@@ -28,7 +28,7 @@ from tidings.flow import Gate, Held
 from tidings.handlers import MAX_BACKOFF_SECONDS, EventInfo, Handler, Message
 from tidings.ids import new_event_key
 from tidings.store import Store
-from tidings.work import Claim, Emitted, Result, WorkItem
+from tidings.work import Claim, Emitted, NewEvent, Result, WorkItem
 
 log = logging.getLogger("tidings.worker")
 
@@ -38,29 +38,55 @@ Outcome = Literal["finished", "failed", "retrying", "skipped", "deferred", "debo
 #: Hands work items to the workers, with the queue of each.
 Publish = Callable[[list[tuple[WorkItem, str]]], None]
 
-#: The events the running handler emits: stored and dispatched once it has succeeded.
-_outbox: contextvars.ContextVar[list[tuple[str, models.EmitRequest]]] = contextvars.ContextVar(
-    "outbox"
-)
-#: The key of the event the running handler handles: its follow-ups go to its partition.
-_handled_key: contextvars.ContextVar[str] = contextvars.ContextVar("handled_key")
+
+@dataclass
+class Running:
+    """The handler running in this context: the event it handles (its follow-ups go to its
+    partition), how long events are kept, and the events it emits, stored and dispatched
+    once it has succeeded."""
+
+    key: str
+    retention_ms: int
+    outbox: list[tuple[str, NewEvent]] = field(default_factory=list)
 
 
-def emit(event_name: str, payload: Any = None) -> str:
+_running: contextvars.ContextVar[Running] = contextvars.ContextVar("running")
+
+
+def emit(
+    event_name: str,
+    payload: Any = None,
+    *,
+    delay: int | None = None,
+    deliver_at: int | None = None,
+) -> str:
     """Emit a follow-up event from inside a handler, without HTTP; answers its key.
 
     It lands in the handled event's owner, environment and label, and is stored only if
-    the handler succeeds, so that a retried handler does not emit twice.
+    the handler succeeds, so that a retried handler does not emit twice. ``delay`` (ms from
+    now) or ``deliver_at`` (epoch ms) holds its handlers back until then, as /emit's
+    ``delay`` and ``deliverAt`` do.
     """
     try:
-        outbox = _outbox.get()
+        running = _running.get()
     except LookupError:
         raise RuntimeError(
             "tidings.emit() works inside a handler; elsewhere use tidings.Client(...).emit()"
         ) from None
-    request = models.EmitRequest(event=event_name, payload={} if payload is None else payload)
-    key = new_event_key(beside=_handled_key.get())
-    outbox.append((key, request))
+    request = models.EmitRequest(
+        event=event_name,
+        payload={} if payload is None else payload,
+        delay=delay,
+        deliverAt=deliver_at,
+    )
+    event = NewEvent.of(request)
+    if event.deliver_at is not None and event.deliver_at >= now_ms() + running.retention_ms:
+        raise ValueError(
+            f"event {event_name!r} would come due after its retention of "
+            f"{running.retention_ms // 1000} s has passed: deliver it sooner"
+        )
+    key = new_event_key(beside=running.key)
+    running.outbox.append((key, event))
     return key
 
 
@@ -191,8 +217,8 @@ class Runner:
                 "message": f"{claim.attempt - 1} attempts lost their worker",
             }
             return await self._end(item, claim, "failed", {"error": lost})
-        outbox: list[tuple[str, models.EmitRequest]] = []
-        token, handled = _outbox.set(outbox), _handled_key.set(item.key)
+        running = Running(item.key, self.store.ttl_ms)
+        token = _running.set(running)
         try:
             output = await self._call(handler, item, claim)
         except NotRetryable as exc:
@@ -202,9 +228,8 @@ class Runner:
                 return await self._end(item, claim, "failed", error_output(exc))
             return await self._retry(item, handler, claim, exc)
         finally:
-            _outbox.reset(token)
-            _handled_key.reset(handled)
-        return await self._end(item, claim, "finished", output, outbox)
+            _running.reset(token)
+        return await self._end(item, claim, "finished", output, running.outbox)
 
     async def _call(self, handler: Handler, item: WorkItem, claim: Claim) -> Any:
         try:
@@ -252,7 +277,7 @@ class Runner:
         claim: Claim,
         state: models.EndState,
         output: Any,
-        outbox: list[tuple[str, models.EmitRequest]] | None = None,
+        outbox: list[tuple[str, NewEvent]] | None = None,
     ) -> Outcome:
         """Record the result, with the events the handler emitted, then hand those out."""
         emitted = await self._finish(Result(item, claim, state, output, outbox or []))

@@ -11,9 +11,9 @@ from tidings import models
 from tidings.clock import now_ms
 from tidings.errors import Conflict, NotFound
 from tidings.store import keys, records
-from tidings.store.events import Events, event_args
+from tidings.store.events import Events, event_args, is_delayed
 from tidings.store.records import dump, text
-from tidings.work import Claim, Emitted, Result, Scope, WorkItem
+from tidings.work import Claim, Emitted, NewEvent, Result, Scope, WorkItem
 
 
 class Transactions(Events):
@@ -135,7 +135,7 @@ class Transactions(Events):
         output: Any,
         *,
         actor: str,
-        follow_ups: list[tuple[str, models.EmitRequest]],
+        follow_ups: list[tuple[str, NewEvent]],
     ) -> list[Emitted] | None:
         """A worker's transact: the result, and the events its handler emitted, stored in one
         step while its claim stands; None (nothing stored) once another worker holds it."""
@@ -148,6 +148,7 @@ class Transactions(Events):
         emitted: list[list[Emitted] | None] = [None] * len(results)
         pending = list(range(len(results)))
         while pending:
+            now = now_ms()
             by_meta: dict[str, list[int]] = {}
             routes_of: dict[int, list[list[tuple[str, str]]]] = {}
             args_of: dict[str, list[Any]] = {}
@@ -158,7 +159,7 @@ class Transactions(Events):
                 routes_of[i] = await self._follow_up_routes(r)
                 meta = where[0]
                 if meta not in args_of:
-                    args_of[meta] = [meta, now_ms(), actor, self.ttl_ms, self.grace_ms, 0]
+                    args_of[meta] = [meta, now, actor, self.ttl_ms, self.grace_ms, 0]
                 if r.follow_ups:  # the oldest subscriptions its follow-ups were routed by
                     routed = self._routing[r.item.env].version
                     args_of[meta][5] = min(args_of[meta][5] or routed, routed)
@@ -183,8 +184,8 @@ class Transactions(Events):
                     if status == "ok":
                         follow_ups = results[i].follow_ups
                         emitted[i] = [
-                            Emitted(key, route)
-                            for (key, _), route in zip(follow_ups, routes_of[i], strict=True)
+                            Emitted(key, route, delayed=is_delayed(event, now))
+                            for (key, event), route in zip(follow_ups, routes_of[i], strict=True)
                         ]
                     elif status == "stale":
                         pending.append(i)
