@@ -1,10 +1,8 @@
 """Events in and out: emit one or a batch, query them, read one, name one."""
 
-from dataclasses import replace
-
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_json
 
@@ -22,7 +20,7 @@ from tidings.auth import MISSING_SECRET
 from tidings.errors import BadRequest, Unauthorized
 from tidings.services import StoreDep
 from tidings.throttle import client_address
-from tidings.work import Emitted, NewEvent
+from tidings.work import Emitted, NewEvent, deliver_at
 
 router = APIRouter(responses=CREDENTIAL)
 
@@ -55,9 +53,11 @@ EMIT_OPENAPI = {
 
 def new_event(event: models.EmitRequest, idempotency_key: str | None) -> NewEvent:
     """An event to store; its idempotency key apart from webhooks' (tidings/webhooks)."""
-    return replace(
-        NewEvent.of(event),
+    return NewEvent(
+        event.event,
+        event.payload,
         idempotency_key=None if idempotency_key is None else f"emit:{idempotency_key}",
+        deliver_at=deliver_at(event),
     )
 
 
@@ -93,7 +93,7 @@ def idempotency_key(request: Request) -> str | None:
 @router.post(
     "/emit", response_model=models.EmitResult, responses=JSON_BODY, openapi_extra=EMIT_OPENAPI
 )
-async def emit_one(request: Request) -> JSONResponse:
+async def emit_one(request: Request) -> Response:
     """Store an event and hand it to the workers subscribed to it."""
     secret = request.headers.get(SECRET_HEADER)
     if not secret:
@@ -102,7 +102,8 @@ async def emit_one(request: Request) -> JSONResponse:
     body = parse_body(models.EmitRequest, await request.body())
     [emitted] = await emit(request, secret, [new_event(body, ikey)])
     replayed = {REPLAYED_HEADER: "true"} if emitted.duplicate else None
-    return JSONResponse({"status": "success", "key": emitted.key}, headers=replayed)
+    answer = to_json({"status": "success", "key": emitted.key})
+    return Response(answer, media_type="application/json", headers=replayed)
 
 
 @router.post("/emit/batch", response_model=models.BatchEmitResult, responses=JSON_BODY)

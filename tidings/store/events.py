@@ -107,11 +107,11 @@ class Events(SecretKeys):
         if not secret:
             raise Unauthorized(MISSING_SECRET)
         envs = typing.get_args(models.Environment)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(keys.secret(hash_secret(secret)))
-            for env in envs:  # in the same round trip, whichever the key's is
-                pipe.get(keys.subscriptions_version(env))
-            record, *versions = await pipe.execute()
+        record, *versions = await self._round_trip(
+            ("HGETALL", keys.secret(hash_secret(secret))),
+            # in the same round trip, whichever the key's environment is
+            *[("GET", keys.subscriptions_version(env)) for env in envs],
+        )
         caller = self._caller_of(record)
         version = int(dict(zip(envs, versions, strict=True)).get(caller.env) or 0)
         emitted = await self._store(
