@@ -106,14 +106,20 @@ class Events(SecretKeys):
         """`emit` for the holder of a secret key."""
         if not secret:
             raise Unauthorized(MISSING_SECRET)
-        envs = typing.get_args(models.Environment)
+        digest = hash_secret(secret)
+        # The subscriptions version of the key's environment in the same round trip: of the
+        # one this process has seen the key in (that never changes), else of every one.
+        holder = self._holders.get(digest)
+        envs = (holder.env,) if holder else typing.get_args(models.Environment)
         record, *versions = await self._round_trip(
-            ("HGETALL", keys.secret(hash_secret(secret))),
-            # in the same round trip, whichever the key's environment is
+            ("HGETALL", keys.secret(digest)),
             *[("GET", keys.subscriptions_version(env)) for env in envs],
         )
         caller = self._caller_of(record)
-        version = int(dict(zip(envs, versions, strict=True)).get(caller.env) or 0)
+        self._remember(digest, caller)
+        read = dict(zip(envs, versions, strict=True))
+        # None, for _store to read it, if the key's environment changed behind tidings' back
+        version = int(read[caller.env] or 0) if caller.env in read else None
         emitted = await self._store(
             caller.scope,
             models.CUSTOM_PLATFORM,

@@ -74,10 +74,13 @@ class SecretKeys(StorePart):
 
     async def _caller(self, digest: str) -> Caller:
         caller = self._caller_of(await self.redis.hgetall(keys.secret(digest)))
+        self._remember(digest, caller)
+        return caller
+
+    def _remember(self, digest: str, holder: Caller) -> None:
         if len(self._holders) >= MAX_HOLDERS:
             self._holders.clear()
-        self._holders[digest] = caller
-        return caller
+        self._holders[digest] = holder
 
     def holder(self, secret: str) -> Caller | None:
         """Who holds a secret key, if it was valid when this process last read it."""
