@@ -11,7 +11,7 @@ from tidings.celery_app import _run_batch
 from tidings.handlers import REGISTRY
 from tidings.settings import Settings
 from tidings.store import Store
-from tidings.work import Result, Scope, WorkItem
+from tidings.work import NewEvent, Result, Scope, WorkItem
 from tidings.worker import Runner, Together
 
 SCOPE = Scope("default", "test")
@@ -66,7 +66,7 @@ def test_claims_and_results_of_several_rows_in_one_round_trip_each(settings: Set
             assert await store.claim(c, actor="worker-c", lease_ms=60_000) is not None
             claim_a, _, claim_c = claims
             assert claim_a is not None and claim_c is not None
-            follow_up = [("f" * 32, models.EmitRequest(event="order.shipped"))]
+            follow_up = [("f" * 32, NewEvent("order.shipped", {}))]
             results = [
                 Result(a, claim_a, "finished", "a", follow_up),
                 Result(c, claim_c, "finished", "c", []),
