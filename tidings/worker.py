@@ -28,6 +28,7 @@ from tidings.flow import Gate, Held
 from tidings.handlers import MAX_BACKOFF_SECONDS, EventInfo, Handler, Message
 from tidings.ids import new_event_key
 from tidings.store import Store
+from tidings.store.events import past_retention
 from tidings.work import Claim, Emitted, NewEvent, Result, WorkItem
 
 log = logging.getLogger("tidings.worker")
@@ -80,11 +81,8 @@ def emit(
         deliverAt=deliver_at,
     )
     event = NewEvent.of(request)
-    if event.deliver_at is not None and event.deliver_at >= now_ms() + running.retention_ms:
-        raise ValueError(
-            f"event {event_name!r} would come due after its retention of "
-            f"{running.retention_ms // 1000} s has passed: deliver it sooner"
-        )
+    if why := past_retention(event, now_ms(), running.retention_ms):
+        raise ValueError(why)
     key = new_event_key(beside=running.key)
     running.outbox.append((key, event))
     return key

@@ -178,11 +178,8 @@ class Events(SecretKeys):
     def _check_due_times(self, events: list[NewEvent], now: int) -> None:
         """An event must come due while it is kept: else nothing of the batch is stored."""
         for event in events:
-            if event.deliver_at is not None and event.deliver_at >= now + self.ttl_ms:
-                raise BadRequest(
-                    f"event {event.event!r} would come due after its retention of "
-                    f"{self.ttl_seconds} s has passed: deliver it sooner"
-                )
+            if why := past_retention(event, now, self.ttl_ms):
+                raise BadRequest(why)
 
     async def _register(self, scope: Scope) -> None:
         """Note the scope among those with events (recovery walks them), once a process,
@@ -450,6 +447,16 @@ def event_args(
         new.idempotency_key or "",
         new.deliver_at or 0,
     ]
+
+
+def past_retention(event: NewEvent, now: int, ttl_ms: int) -> str | None:
+    """Why an event cannot be stored now: it would come due after its retention; else None."""
+    if event.deliver_at is None or event.deliver_at < now + ttl_ms:
+        return None
+    return (
+        f"event {event.event!r} would come due after its retention of "
+        f"{ttl_ms // 1000} s has passed: deliver it sooner"
+    )
 
 
 def is_delayed(event: NewEvent, now: int) -> bool:
