@@ -1,5 +1,6 @@
 """``tidings serve`` with the API's timeline hooks (bench/timeline.py): marks when each event
-is accepted, stored and published. For the benchmarks only::
+is accepted, stored and published (with stored, where the emit script pushed its message).
+For the benchmarks only::
 
     PYTHONPATH=bench REDIS_URL=... python bench/traced_serve.py --port 8000
 """
@@ -29,6 +30,9 @@ async def emit_with_secret(self: Store, secret: Any, events: Any, **options: Any
     keys = [e.key for e in emitted]
     timeline.mark("accepted", keys, at=accepted)
     timeline.mark("stored", keys)
+    # pushed by the emit script itself (tidings.dispatch.Dispatcher.publishing_with_store)
+    timeline.mark("published", [e.key for e in emitted if e.published])
+    flush_due()
     return caller, emitted
 
 
@@ -37,13 +41,18 @@ def traced(publish: Any) -> Any:
     async def traced_publish(self: Any, items: Any) -> None:
         await publish(self, items)
         timeline.mark("published", [item.key for item, _ in items])
-        marks = timeline.due()
-        if marks:  # written in the background, on this event loop
-            task = asyncio.create_task(timeline.flush(client, marks))
-            _writes.add(task)
-            task.add_done_callback(_writes.discard)
+        flush_due()
 
     return traced_publish
+
+
+def flush_due() -> None:
+    """Write the marks that are due, in the background, on this event loop."""
+    marks = timeline.due()
+    if marks:
+        task = asyncio.create_task(timeline.flush(client, marks))
+        _writes.add(task)
+        task.add_done_callback(_writes.discard)
 
 
 Store.emit_with_secret = emit_with_secret  # type: ignore[method-assign]

@@ -430,6 +430,21 @@ def test_query_tells_a_wrong_key_first_and_a_revoked_one_at_once(
         assert answer.json()["message"] == "this secret key has been revoked"
 
 
+def test_emit_refuses_a_key_revoked_since_its_last_emit_and_stores_nothing(
+    api: TestClient, new_secret: Callable[..., str], fails_cleanly: Callable[..., None]
+) -> None:
+    """Once the process knows who holds a key, /emit checks it in the script that stores
+    the events: a key revoked since stores nothing from the next request on."""
+    caller = Caller(api, new_secret("soon-revoked"))
+    for _ in range(2):
+        assert caller.post("/emit", {"event": "order.paid"}).status_code == 200
+    revoke(api, "soon-revoked")
+    fails_cleanly(lambda: caller.post("/emit", {"event": "order.paid"}), 401)
+    assert caller.post("/emit", {"event": "order.paid"}).json()["message"] == (
+        "this secret key has been revoked"
+    )
+
+
 @pytest.mark.parametrize("name", ["x-buildable-secret", "X-BUILDABLE-SECRET", "x-Buildable-SECRET"])
 def test_secret_header_name_is_case_insensitive(api: TestClient, secret: str, name: str) -> None:
     answer = api.post("/emit", json={"event": "order.paid", "payload": {}}, headers={name: secret})

@@ -7,12 +7,15 @@ from typing import Any
 
 import redis
 
+from tidings import models
 from tidings.celery_app import create_celery, publish
 from tidings.dispatch import Dispatcher, RedisBroker
 from tidings.settings import Settings
-from tidings.work import WorkItem
+from tidings.store import Store
+from tidings.work import NewEvent, WorkItem
 
 QUEUE = "default.test"  # the "default" queue in the test environment
+PAID = models.Subscription(txKey="h", eventName="order.paid", queue="default")
 
 
 def item(key: str, attempt: int = 0) -> tuple[WorkItem, str]:
@@ -38,7 +41,7 @@ def dispatch(settings: Settings, *batches: list[tuple[WorkItem, str]]) -> None:
     asyncio.run(run())
 
 
-def messages(redis_client: redis.Redis) -> list[list[str]]:
+def messages_in(redis_client: redis.Redis) -> list[list[str]]:
     """The event keys each message in the queue carries, oldest message first."""
     raw = reversed(redis_client.lrange(QUEUE, 0, -1))
     return [[row[2] for row in decoded(m)["body"][0][0]] for m in raw]
@@ -87,7 +90,7 @@ def test_while_messages_wait_new_events_join_the_last_one_pushed(settings, redis
     # b finds a waiting: the workers are behind, and c and d join b (which would go after
     # a anyway) instead of waiting behind it in messages of their own.
     dispatch(settings, [item("a")], [item("b")], [item("c")], [item("d", attempt=2)])
-    assert messages(redis_client) == [["a"], ["b", "c", "d"]]
+    assert messages_in(redis_client) == [["a"], ["b", "c", "d"]]
     [_, joined] = (decoded(m) for m in reversed(redis_client.lrange(QUEUE, 0, -1)))
     assert joined["body"][0][0][2] == ["default", "test", "d", "h", 2]
     assert joined["headers"]["argsrepr"] == "[<3 transactions>]"
@@ -102,11 +105,11 @@ def test_an_event_does_not_join_a_message_a_worker_is_about_to_take(settings, re
         redis_client.rpop(QUEUE, 1)  # a worker takes a: b waits alone, next to be taken
         dispatcher.send([item("c")])
         await dispatcher.wait()
-        alone = messages(redis_client)
+        alone = messages_in(redis_client)
         redis_client.rpop(QUEUE, 2)  # the workers take b and c
         dispatcher.send([item("d")])
         await dispatcher.close()
-        return alone, messages(redis_client)
+        return alone, messages_in(redis_client)
 
     alone, taken = asyncio.run(run())
     assert alone == [["b"], ["c"]]
@@ -128,7 +131,7 @@ def test_an_event_joins_the_last_message_pushed_even_behind_another_process_s(
         await dispatcher.close()
 
     asyncio.run(run())
-    assert messages(redis_client) == [["a"], ["b", "c"], ["other"]]
+    assert messages_in(redis_client) == [["a"], ["b", "c"], ["other"]]
 
 
 def test_an_event_does_not_join_a_message_next_to_be_taken_behind_a_newer_one(
@@ -145,7 +148,7 @@ def test_an_event_does_not_join_a_message_next_to_be_taken_behind_a_newer_one(
         await dispatcher.close()
 
     asyncio.run(run())
-    assert messages(redis_client) == [["b"], ["other"], ["c"]]
+    assert messages_in(redis_client) == [["b"], ["other"], ["c"]]
 
 
 def test_a_message_grows_no_larger_than_the_batch_size(settings, redis_client):
@@ -157,7 +160,7 @@ def test_a_message_grows_no_larger_than_the_batch_size(settings, redis_client):
         await dispatcher.close()
 
     asyncio.run(run())
-    assert messages(redis_client) == [["a"], ["b", "c"], ["d"]]
+    assert messages_in(redis_client) == [["a"], ["b", "c"], ["d"]]
 
 
 def test_rows_beyond_the_batch_size_go_in_further_messages(settings, redis_client):
@@ -167,4 +170,42 @@ def test_rows_beyond_the_batch_size_go_in_further_messages(settings, redis_clien
         await dispatcher.close()
 
     asyncio.run(run())
-    assert messages(redis_client) == [["a", "b"], ["c", "d"], ["e"]]
+    assert messages_in(redis_client) == [["a", "b"], ["c", "d"], ["e"]]
+
+
+def test_the_emit_script_pushes_the_message_itself_only_while_the_queue_is_empty(
+    settings, redis_client
+):
+    """/emit's one round trip (a single Redis that is the broker): once the process knows
+    the key's holder, the script storing an event pushes its message too, unless messages
+    wait in the queue (the workers are behind: the dispatcher's publish then lets events
+    travel together). While a publish is in flight, the script pushes nothing either."""
+
+    async def run() -> tuple[list[bool], list[str], list[list[str]], bool]:
+        store = Store.from_settings(settings)
+        dispatcher = Dispatcher(RedisBroker(settings.broker, batch=100), broker_is_store=True)
+        try:
+            await store.subscribe([PAID], ["test"])
+            secret = (await store.create_key("shop", "test")).secret
+            published, keys = [], []
+            for _ in range(3):
+                with dispatcher.publishing_with_store() as messages:
+                    _, [emitted] = await store.emit_with_secret(
+                        secret, [NewEvent("order.paid")], messages=messages
+                    )
+                published.append(emitted.published)
+                keys.append(emitted.key)
+            dispatcher.send([item("x")])  # a publish in flight
+            with dispatcher.publishing_with_store() as messages:
+                idle = messages is not None
+            await dispatcher.wait()
+            return published, keys, messages_in(redis_client), idle
+        finally:
+            await dispatcher.close()
+            await store.close()
+
+    published, keys, queued, idle = asyncio.run(run())
+    # the first: the holder is read first; the third finds the second's message waiting
+    assert published == [False, True, False]
+    assert queued == [[keys[1]], ["x"]]
+    assert not idle

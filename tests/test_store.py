@@ -4,6 +4,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+import pytest
 import redis
 
 from tidings import models
@@ -261,18 +262,30 @@ def test_an_idempotency_key_lasts_its_time_and_never_past_the_retention(
     assert 60 < client.ttl(keys.idempotency(SCOPE, 0, "long")) <= 600
 
 
-def test_an_emit_after_a_subscription_elsewhere_is_routed_to_it(settings: Settings) -> None:
+@pytest.mark.parametrize("with_secret", [False, True], ids=["emit", "emit_with_secret"])
+def test_an_emit_after_a_subscription_elsewhere_is_routed_to_it(
+    settings: Settings, with_secret: bool
+) -> None:
     """A process caches the subscriptions it routes by; one that changed them in another
-    process is seen by its next emit (the version read with it, or the partition's)."""
+    process is seen by its next emit (the version read with it, or the partition's; /emit's
+    one round trip, once the process knows the key's holder, checks it in its script)."""
 
     async def scenario() -> tuple[list[Emitted], list[Emitted], list[Emitted]]:
         api, worker = Store.from_settings(settings), Store.from_settings(settings)
+        secret = (await api.create_key("shop", "test")).secret
+
+        async def emit() -> list[Emitted]:
+            if not with_secret:
+                return await emit_paid(api)
+            _, emitted = await api.emit_with_secret(secret, [NewEvent("order.paid")])
+            return emitted
+
         try:
-            before = await emit_paid(api)  # caches "no handler for order.paid"
+            before = await emit()  # caches "no handler for order.paid"
             await worker.subscribe([SHIP], ["test"])
-            after = await emit_paid(api)
+            after = await emit()
             await worker.unsubscribe("ship", ["test"])
-            gone = await emit_paid(api)
+            gone = await emit()
             return before, after, gone
         finally:
             await api.close()

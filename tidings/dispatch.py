@@ -19,9 +19,10 @@ recovery hands out what was never published.
 """
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -31,7 +32,7 @@ from celery import Celery
 from tidings.auth import Caller
 from tidings.celery_app import create_celery, message_rows, publish, redis_message
 from tidings.settings import Settings
-from tidings.work import Emitted, WorkItem
+from tidings.work import Emitted, Messages, WorkItem
 
 log = logging.getLogger("tidings.dispatch")
 
@@ -121,6 +122,13 @@ class RedisBroker:
             length = await self.redis.lpush(queue, *pushed)
         self._last[queue] = replace(new[-1], behind=length > len(new))
 
+    def messages(self, items: Items) -> list[tuple[str, bytes]]:
+        """The messages `publish` would push for these items, for a script to push them."""
+        return [
+            (queue, redis_message(rows, queue, str(uuid.uuid4())))
+            for queue, rows in message_rows(items, self.batch)
+        ]
+
     async def close(self) -> None:
         await self.redis.aclose()
 
@@ -140,17 +148,38 @@ class CeleryBroker:
 
 
 class Dispatcher:
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, *, broker_is_store: bool = False) -> None:
         self.broker = broker
+        #: Whether the store's Redis is the broker too: its scripts may push messages.
+        self.broker_is_store = broker_is_store and isinstance(broker, RedisBroker)
         self._pending: Items = []
-        self._publishing: asyncio.Task[None] | None = None
+        self._publishing: asyncio.Future[None] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Dispatcher":
         if settings.broker.startswith(REDIS_SCHEMES):
-            return cls(RedisBroker(settings.broker, batch=settings.dispatch_batch))
+            broker = RedisBroker(settings.broker, batch=settings.dispatch_batch)
+            return cls(broker, broker_is_store=settings.broker == settings.store_url)
         app = create_celery(settings, import_handlers=False)
         return cls(CeleryBroker(app, batch=settings.dispatch_batch))
+
+    @contextlib.contextmanager
+    def publishing_with_store(self) -> Iterator[Messages | None]:
+        """While events are stored: how to make their messages, for the store to push them
+        in the same round trip; None when it may not (another broker, or a publish in
+        flight, which the events then follow, as any do). Until the store answers, this
+        counts as a publish in flight: events emitted meanwhile go out together after it."""
+        if not self.broker_is_store or self._publishing is not None:
+            yield None
+            return
+        assert isinstance(self.broker, RedisBroker)
+        self._publishing = done = asyncio.get_running_loop().create_future()
+        try:
+            yield self.broker.messages
+        finally:
+            done.set_result(None)
+            self._publishing = None
+            self.send([])  # what was emitted meanwhile
 
     async def __call__(self, caller: Caller, emitted: list[Emitted]) -> None:
         """Hand out the transactions of stored events."""

@@ -2,6 +2,7 @@
 items, the claims workers hold and the results they record. Plain values; the store keeps
 them in Redis."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,15 +79,21 @@ class Emitted:
     duplicate: bool = False
     #: Its handlers start later, when it comes due (tidings/store/due.py).
     delayed: bool = False
+    #: Its transactions went to the workers as it was stored (the emit script pushed them).
+    published: bool = False
 
     def work(self, scope: Scope) -> list[tuple["WorkItem", str]]:
         """Its transactions to hand out now, with their queues: none if it waits for its
-        time (or was stored before)."""
-        if self.delayed:
+        time, was stored before, or its transactions went out with it."""
+        if self.delayed or self.published:
             return []
         return [
             (WorkItem(scope.owner, scope.env, self.key, tx), queue) for tx, queue in self.routes
         ]
+
+
+#: Broker messages carrying work items: (queue, message as the broker keeps it) each.
+Messages = Callable[[list[tuple[WorkItem, str]]], list[tuple[str, bytes]]]
 
 
 @dataclass(frozen=True)

@@ -63,15 +63,18 @@ def new_event(event: models.EmitRequest, idempotency_key: str | None) -> NewEven
 
 async def emit(request: Request, secret: str, events: list[NewEvent]) -> list[Emitted]:
     """Store events, then hand their transactions to the workers. The secret is checked in
-    the same round trip to Redis as the events are stored."""
+    the same round trip to Redis as the events are stored, and where the store's Redis is
+    the broker and the workers keep up, the transactions go out in it too."""
+    dispatcher = services.dispatcher(request)
     async with services.throttle(request).attempt(client_address(request)):
-        who, emitted = await services.store(request).emit_with_secret(
-            secret, events, idempotency_seconds=models.IDEMPOTENCY_SECONDS
-        )
+        with dispatcher.publishing_with_store() as messages:
+            who, emitted = await services.store(request).emit_with_secret(
+                secret, events, idempotency_seconds=models.IDEMPOTENCY_SECONDS, messages=messages
+            )
     for event, stored in zip(events, emitted, strict=True):
         if not stored.duplicate:
             metrics.METRICS.inc(metrics.EVENTS_EMITTED, who.env, metrics.event_label(event, stored))
-    await services.dispatcher(request)(who, emitted)
+    await dispatcher(who, emitted)
     return emitted
 
 

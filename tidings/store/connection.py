@@ -187,27 +187,31 @@ class StorePart:
         return records.fields(await self._run(script, key, *args))
 
     async def _run_many(
-        self, script: str, calls: list[list[Any]], guard: Guard | None = None
+        self,
+        script: str,
+        calls: list[list[Any]],
+        guard: Guard | None = None,
+        *,
+        numkeys: int = 1,
     ) -> list[Any]:
         """Several runs of a script in one round trip (a pipeline), in order; each call is
-        its key, then its arguments. Answers are not decoded: records are bytes. A guard's
-        read goes first in the same round trip, and its check must pass."""
+        its `numkeys` keys, then its arguments. Answers are not decoded: records are bytes.
+        A guard's read goes first in the same round trip, and its check must pass."""
         for attempt in (1, 2):
             loaded = await self._load(script)
             try:
                 if len(calls) == 1 and guard is None:  # a third less CPU than a pipeline of one
-                    key, *args = calls[0]
                     return [
                         await self.redis.execute_command(
-                            "EVALSHA", loaded.sha, 1, key, *args, **{NEVER_DECODE: True}
+                            "EVALSHA", loaded.sha, numkeys, *calls[0], **{NEVER_DECODE: True}
                         )
                     ]
                 async with self.redis.pipeline(transaction=False) as pipe:
                     if guard is not None:
                         pipe.execute_command(*guard.command)
-                    for key, *args in calls:
+                    for call in calls:
                         pipe.execute_command(
-                            "EVALSHA", loaded.sha, 1, key, *args, **{NEVER_DECODE: True}
+                            "EVALSHA", loaded.sha, numkeys, *call, **{NEVER_DECODE: True}
                         )
                     answers: list[Any] = await pipe.execute()
                 if guard is not None:

@@ -9,8 +9,6 @@
 --         idempotency key, or "") | status 'stale'
 local now, grace, actor, idem_ttl, version = unpack(ARGV, 1, 5)
 local part = partition_of_meta(KEYS[1])
-if tonumber(redis.call('HGET', KEYS[1], 'subs') or 0) > tonumber(version) then
-  return as_pairs({status = 'stale'})
-end
+if routed_by_older(KEYS[1], version) then return as_pairs({status = 'stale'}) end
 local firsts = store_events(part, tonumber(now), tonumber(grace), actor, idem_ttl, 6, #ARGV)
 return as_pairs({status = 'ok', firsts = firsts})

@@ -11,6 +11,12 @@ local function bytes_after(a, b)
   return false
 end
 
+-- Whether events routed by subscriptions of `version` come too late: the partition has
+-- seen newer ones (subscribe tells every partition before it backfills).
+local function routed_by_older(meta, version)
+  return tonumber(redis.call('HGET', meta, 'subs') or 0) > tonumber(version)
+end
+
 -- How many ARGV an event takes (see store_events).
 local EVENT_ARGS = 6
 

@@ -10,9 +10,10 @@ import heapq
 import math
 import typing
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
 from redis.client import NEVER_DECODE
 
 from tidings import models
@@ -24,7 +25,7 @@ from tidings.store import keys, records
 from tidings.store.connection import Guard
 from tidings.store.records import text
 from tidings.store.secret_keys import SecretKeys, hash_secret
-from tidings.work import Emitted, NewEvent, Scope
+from tidings.work import Emitted, Messages, NewEvent, Scope
 
 #: The most events one emit script stores, so that no script holds Redis for long; a
 #: larger batch is several scripts in one round trip.
@@ -102,14 +103,22 @@ class Events(SecretKeys):
         events: Sequence[models.EmitRequest | NewEvent],
         *,
         idempotency_seconds: int | None = None,
+        messages: Messages | None = None,
     ) -> tuple[Caller, list[Emitted]]:
-        """`emit` for the holder of a secret key."""
+        """`emit` for the holder of a secret key. With `messages`, the events' transactions
+        may go to the workers in the same round trip (their `published`)."""
         if not secret:
             raise Unauthorized(MISSING_SECRET)
         digest = hash_secret(secret)
+        holder = self._holders.get(digest)
+        if holder is not None:
+            emitted = await self._emit_checked(
+                digest, holder, events, idempotency_seconds, messages
+            )
+            if emitted is not None:
+                return holder, emitted
         # The subscriptions version of the key's environment in the same round trip: of the
         # one this process has seen the key in (that never changes), else of every one.
-        holder = self._holders.get(digest)
         envs = (holder.env,) if holder else typing.get_args(models.Environment)
         record, *versions = await self._round_trip(
             ("HGETALL", keys.secret(digest)),
@@ -131,6 +140,126 @@ class Events(SecretKeys):
         )
         return caller, emitted
 
+    async def _emit_checked(
+        self,
+        digest: str,
+        holder: Caller,
+        events: Sequence[models.EmitRequest | NewEvent],
+        idempotency_seconds: int | None,
+        messages: Messages | None,
+    ) -> list[Emitted] | None:
+        """/emit in one round trip (events.emit_checked.lua): on a single Redis, for a key
+        and subscriptions this process has read before, the key is checked as the events
+        are stored; with `messages`, their transactions are pushed to the workers there too
+        when nothing else waits for them. None when it cannot be, or the key or the
+        subscriptions changed since (nothing is stored): the caller goes the long way."""
+        scope = holder.scope
+        routing = self._routing.get(scope.env)
+        keyed = [self._keyed(event) for event in events]
+        if (
+            isinstance(self.redis, RedisCluster)  # the keys live on several nodes
+            or routing is None
+            or scope not in self._known_scopes
+            or any(event.event not in routing.by_name for _, event in keyed)
+        ):
+            return None
+        now = now_ms()
+        self._check_due_times([event for _, event in keyed], now)
+        platform, label = models.CUSTOM_PLATFORM, holder.name
+        routes = [self._routes(routing, scope, platform, label, e.event) for _, e in keyed]
+        calls, placed = self._calls(
+            scope,
+            platform,
+            label,
+            holder.name,
+            keyed,
+            routes,
+            routing.version,
+            now,
+            idempotency_seconds,
+        )
+        if len(calls) != 1:
+            return None
+        meta, *args = calls[0]
+        queued: list[tuple[str, bytes]] = []
+        if messages and all(event.idempotency_key is None for _, event in keyed):
+            # None can be a duplicate: their transactions are known before they are stored.
+            will_store = self._emitted(keyed, routes, placed, [b""] * len(keyed), now)
+            queued = messages([item for e in will_store for item in e.work(scope)])
+        answer = await self._run_many(
+            "events.emit_checked",
+            [
+                [
+                    meta,
+                    keys.secret(digest),
+                    *[queue for queue, _ in queued],
+                    *args[:5],
+                    holder.name,
+                    holder.env,
+                    holder.owner,
+                    *args[5:],
+                    *[message for _, message in queued],
+                ]
+            ],
+            numkeys=2 + len(queued),
+        )
+        found = records.fields(answer[0])
+        status = text(found["status"])
+        if status == "secret":
+            self._holders.pop(digest, None)  # revoked, or replaced behind tidings' back
+        if status != "ok":
+            return None
+        emitted = self._emitted(keyed, routes, placed, found["firsts"], now)
+        if found["pushed"]:
+            return [replace(e, published=True) for e in emitted]
+        return emitted
+
+    def _calls(
+        self,
+        scope: Scope,
+        platform: str,
+        label: str,
+        actor: str,
+        events: list[tuple[str, NewEvent]],
+        routes: list[list[tuple[str, str]]],
+        version: int,
+        now: int,
+        idempotency_seconds: int | None,
+    ) -> tuple[list[list[Any]], list[int]]:
+        """The emit scripts' calls that store these events (each its partition's meta, then
+        its arguments), and the events' indexes in the order the calls hold them."""
+        idempotency = min(idempotency_seconds or self.ttl_seconds, self.ttl_seconds)
+        calls, placed = [], []
+        for p, indexes in self._by_partition([key for key, _ in events]).items():
+            for first in range(0, len(indexes), EVENTS_PER_SCRIPT):
+                args: list[Any] = [now, self.grace_ms, actor, idempotency, version]
+                for i in indexes[first : first + EVENTS_PER_SCRIPT]:
+                    key, event = events[i]
+                    args += event_args(key, event, platform, label, routes[i])
+                    placed.append(i)
+                calls.append([keys.meta(scope, p), *args])
+        return calls, placed
+
+    @staticmethod
+    def _emitted(
+        events: list[tuple[str, NewEvent]],
+        routes: list[list[tuple[str, str]]],
+        placed: list[int],
+        firsts: list[bytes],
+        now: int,
+    ) -> list[Emitted]:
+        """The stored events, in the order given, from the scripts' firsts (in the order of
+        `placed`): an event with one was not stored, being a duplicate of that one."""
+        emitted: list[Emitted] = [Emitted("", [])] * len(events)
+        for i, first in zip(placed, firsts, strict=True):
+            key, event = events[i]
+            emitted[i] = (
+                Emitted(first.hex(), [], duplicate=True)
+                if first
+                else Emitted(key, routes[i], delayed=is_delayed(event, now))
+            )
+        return emitted
+
     async def _store(
         self,
         scope: Scope,
@@ -146,34 +275,26 @@ class Events(SecretKeys):
         now = now_ms()  # one time for the whole batch, in every partition
         self._check_due_times([event for _, event in events], now)
         await self._register(scope)
-        idempotency = min(idempotency_seconds or self.ttl_seconds, self.ttl_seconds)
         while True:
             routing = await self._routing_for(scope.env, {e.event for _, e in events}, version)
             routes = [self._routes(routing, scope, platform, label, e.event) for _, e in events]
-            calls, placed = [], []
-            for p, indexes in self._by_partition([key for key, _ in events]).items():
-                for first in range(0, len(indexes), EVENTS_PER_SCRIPT):
-                    args: list[Any] = [now, self.grace_ms, actor, idempotency]
-                    args.append(routing.version)
-                    for i in indexes[first : first + EVENTS_PER_SCRIPT]:
-                        key, event = events[i]
-                        args += event_args(key, event, platform, label, routes[i])
-                        placed.append(i)
-                    calls.append([keys.meta(scope, p), *args])
+            calls, placed = self._calls(
+                scope,
+                platform,
+                label,
+                actor,
+                events,
+                routes,
+                routing.version,
+                now,
+                idempotency_seconds,
+            )
             answers = [records.fields(a) for a in await self._run_many("events.emit", calls)]
             if all(text(a["status"]) == "ok" for a in answers):
                 break
             version = None  # a partition has seen newer subscriptions than these
         firsts = [first for answer in answers for first in answer["firsts"]]
-        emitted: list[Emitted] = [Emitted("", [])] * len(events)
-        for i, first in zip(placed, firsts, strict=True):
-            key, _ = events[i]
-            emitted[i] = (
-                Emitted(first.hex(), [], duplicate=True)
-                if first
-                else Emitted(key, routes[i], delayed=is_delayed(events[i][1], now))
-            )
-        return emitted
+        return self._emitted(events, routes, placed, firsts, now)
 
     def _check_due_times(self, events: list[NewEvent], now: int) -> None:
         """An event must come due while it is kept: else nothing of the batch is stored."""
