@@ -56,11 +56,18 @@ class NewEvent:
     deliver_at: int | None = None
 
     @classmethod
-    def of(cls, event: "models.EmitRequest | NewEvent") -> "NewEvent":
+    def of(
+        cls, event: "models.EmitRequest | NewEvent", idempotency_key: str | None = None
+    ) -> "NewEvent":
         """An event to store, from what /emit took (or as it is)."""
         if isinstance(event, NewEvent):
             return event
-        return cls(event.event, event.payload, deliver_at=deliver_at(event))
+        return cls(
+            event.event,
+            event.payload,
+            idempotency_key=idempotency_key,
+            deliver_at=deliver_at(event),
+        )
 
 
 def deliver_at(event: models.EmitRequest) -> int | None:

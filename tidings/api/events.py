@@ -20,7 +20,7 @@ from tidings.auth import MISSING_SECRET
 from tidings.errors import BadRequest, Unauthorized
 from tidings.services import StoreDep
 from tidings.throttle import client_address
-from tidings.work import Emitted, NewEvent, deliver_at
+from tidings.work import Emitted, NewEvent
 
 router = APIRouter(responses=CREDENTIAL)
 
@@ -53,12 +53,7 @@ EMIT_OPENAPI = {
 
 def new_event(event: models.EmitRequest, idempotency_key: str | None) -> NewEvent:
     """An event to store; its idempotency key apart from webhooks' (tidings/webhooks)."""
-    return NewEvent(
-        event.event,
-        event.payload,
-        idempotency_key=None if idempotency_key is None else f"emit:{idempotency_key}",
-        deliver_at=deliver_at(event),
-    )
+    return NewEvent.of(event, None if idempotency_key is None else f"emit:{idempotency_key}")
 
 
 async def emit(request: Request, secret: str, events: list[NewEvent]) -> list[Emitted]:
