@@ -7,8 +7,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -22,6 +23,8 @@ from tidings.redis_server import URL_FILE, free_port
 from tidings.settings import Settings
 from tidings.store import Store, keys
 from tidings.work import Scope, WorkItem
+
+T = TypeVar("T")
 
 #: Heroku's: SIGKILL follows SIGTERM after this long.
 PAAS_GRACE_SECONDS = 30
@@ -65,11 +68,11 @@ def paas_stop(process: subprocess.Popen[bytes]) -> int:
         raise AssertionError(f"still running {PAAS_GRACE_SECONDS} s after SIGTERM") from None
 
 
-def in_store(settings: Settings, query: Callable[[Store], object]) -> object:
-    async def run() -> object:
+def in_store(settings: Settings, query: Callable[[Store], Awaitable[T]]) -> T:
+    async def run() -> T:
         store = Store.from_settings(settings)
         try:
-            return await query(store)  # type: ignore[misc]
+            return await query(store)
         finally:
             await store.close()
 
@@ -79,7 +82,6 @@ def in_store(settings: Settings, query: Callable[[Store], object]) -> object:
 def total(settings: Settings, **filters: str) -> int:
     request = models.QueryRequest(pageSize=1, **filters)  # type: ignore[arg-type]
     page = in_store(settings, lambda store: store.query(SCOPE, request))
-    assert isinstance(page, models.QueryPage)
     return page.total
 
 
@@ -172,14 +174,13 @@ def emit_to_worker(settings: Settings, event_name: str) -> str:
         return [(WorkItem(SCOPE.owner, SCOPE.env, event.key, tx), q) for tx, q in event.routes]
 
     items = in_store(settings, emit)
-    assert isinstance(items, list) and items, "no handler subscribed"
+    assert items, "no handler subscribed"
     publish(create_celery(settings, import_handlers=False), items)
     return str(items[0][0].key)
 
 
 def transaction(settings: Settings, key: str) -> models.Transaction:
     event = in_store(settings, lambda store: store.get_event(SCOPE, key))
-    assert isinstance(event, models.EventWithTransactions)
     [tx] = event.transactions
     return tx
 

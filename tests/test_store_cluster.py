@@ -4,7 +4,8 @@ added; transactions, recovery and re-runs work in every partition."""
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 from pydantic import ValidationError
@@ -16,6 +17,7 @@ from tidings.store import Store, keys
 from tidings.work import Scope, WorkItem
 
 PARTITIONS = 6
+T = TypeVar("T")
 SCOPE = Scope("default", "test")
 SHIP = models.Subscription(txKey="ship", eventName="order.paid", queue="tidings")
 
@@ -34,11 +36,11 @@ def cluster_settings(redis_cluster_url: str, redis_url: str) -> Iterator[Setting
     client.close()
 
 
-def run(settings: Settings, scenario: object) -> object:
-    async def main() -> object:
+def run(settings: Settings, scenario: Callable[[Store], Awaitable[T]]) -> T:
+    async def main() -> T:
         store = Store.from_settings(settings)
         try:
-            return await scenario(store)  # type: ignore[operator]
+            return await scenario(store)
         finally:
             await store.close()
 
@@ -66,7 +68,7 @@ def test_a_query_merges_the_partitions_in_one_order_page_after_page(
 ) -> None:
     names = ["order.paid" if i % 3 else "user.created" for i in range(240)]
 
-    async def scenario(store: Store) -> dict[str, object]:
+    async def scenario(store: Store) -> dict[str, Any]:
         emitted: list[str] = []
         for first in range(0, len(names), 40):  # several batches, several milliseconds
             emitted += await emit(store, names[first : first + 40])
@@ -83,7 +85,6 @@ def test_a_query_merges_the_partitions_in_one_order_page_after_page(
         }
 
     found = run(cluster_settings, scenario)
-    assert isinstance(found, dict)
     assert found["partitions"] == set(range(PARTITIONS))
     order = found["order"]
     assert found["oldest"] == (240, order)
@@ -106,7 +107,7 @@ def test_the_partitions_of_a_scope_live_on_several_nodes(cluster_settings: Setti
 def test_transactions_recovery_and_reruns_work_in_every_partition(
     cluster_settings: Settings,
 ) -> None:
-    async def scenario(store: Store) -> dict[str, object]:
+    async def scenario(store: Store) -> dict[str, Any]:
         store.grace_ms = 0  # recovery looks at events at once
         await store.subscribe([SHIP], ["test"])
         emitted = await emit(store, ["order.paid"] * 30)
@@ -138,7 +139,6 @@ def test_transactions_recovery_and_reruns_work_in_every_partition(
         }
 
     found = run(cluster_settings, scenario)
-    assert isinstance(found, dict)
     assert found["lapsed"]
     assert found["counts"] == {"processing": 5, "finished": 16, "failed": 4, "does-not-exist": 5}
     # lapsed leases and events no worker claimed, from every partition
@@ -170,7 +170,7 @@ def test_limits_on_several_nodes_hold_runs_back_and_handlers_show_them(
         return await store.handlers(SCOPE)
 
     renewed = time.time() * 1000 + 110_000
-    [view] = run(cluster_settings, scenario)  # type: ignore[misc]
+    [view] = run(cluster_settings, scenario)
     cluster = RedisCluster.from_url(cluster_settings.store_url, decode_responses=True)
     try:
         nodes = {cluster.get_node_from_key(keys.flow_waiting(limit)).name for limit in waiting}
