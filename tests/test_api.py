@@ -310,7 +310,7 @@ def test_query_answers_exactly_the_json_of_its_models(caller: Caller) -> None:
 # Authentication
 
 
-ENDPOINTS = {
+ENDPOINTS: dict[str, tuple[str, dict[str, Any] | None]] = {
     "emit": ("/emit", {"event": "order.paid", "payload": {}}),
     "emit batch": ("/emit/batch", {"events": [{"event": "order.paid", "payload": {}}]}),
     "query": ("/query", {}),
@@ -352,7 +352,7 @@ def test_every_endpoint_answers_with_a_valid_secret(
 
 
 #: Every endpoint that takes a JSON body, with a valid one.
-JSON_BODIES = {
+JSON_BODIES: dict[str, tuple[str, dict[str, Any]]] = {
     **{name: (path, body) for name, (path, body) in ENDPOINTS.items() if body is not None},
     "rerun failed": ("/rerun", {"txKey": "receipt"}),
     "rerun one": ("/events/{failed}/rerun", {"txKey": "receipt"}),

@@ -32,7 +32,8 @@ def test_a_burst_for_one_key_yields_one_run_on_its_last_event(
     http: httpx.Client, start_workers: Callable[[int], list[Worker]], redis_client: redis.Redis
 ) -> None:
     start_workers(2)
-    ada, bob = [], []
+    ada: list[dict[str, Any]] = []
+    bob: list[dict[str, Any]] = []
     for _ in range(5):
         ada.append(emit(http, "ada"))
         if len(bob) < 3:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,7 @@ def test_events_emitted_after_serve_started_and_before_any_worker_are_all_handle
 
         worker = start_worker(workers, redis_url, tmp_path / "worker.log", **PROJECT_ENV)
         for key in keys:
-            wait_until(lambda key=key: welcomed(http, key), f"event {key} to be handled")
+            wait_until(partial(welcomed, http, key), f"event {key} to be handled")
         wait_until(lambda: httpx.get(f"{base_url}/health").status_code == 200, "health 200")
         served = handler_view(http, "send-welcome-email")
         assert served["counts"]["waiting"] == 0 and served["served"] is True
@@ -132,7 +133,7 @@ def test_tidings_subscribe_registers_the_handlers_for_a_release_phase(
         assert handler_view(http, "send-welcome-email")["counts"]["waiting"] == 3
         start_worker(workers, redis_url, tmp_path / "worker.log", **PROJECT_ENV)
         for key in keys:
-            wait_until(lambda key=key: welcomed(http, key), f"event {key} to be handled")
+            wait_until(partial(welcomed, http, key), f"event {key} to be handled")
 
 
 def test_tidings_subscribe_says_which_handler_module_cannot_be_imported(
@@ -205,7 +206,7 @@ def test_one_scrape_of_the_api_sees_what_the_workers_did(
     ):
         keys = emit_users(http, 4)
         for key in keys:
-            wait_until(lambda key=key: welcomed(http, key), f"event {key} to be handled")
+            wait_until(partial(welcomed, http, key), f"event {key} to be handled")
         runs = "tidings_handler_runs_total{outcome=finished,tx_key=send-welcome-email}"
         # Each welcome emitted an email.sent, whose handler ran too: 8 transactions in all,
         # counted in broker messages by the workers that ran them.

@@ -12,6 +12,7 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
+from schemathesis.checks import CheckFunction
 from schemathesis.config._auth import AuthConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
@@ -124,12 +125,14 @@ def _due_after_retention(body: Any) -> bool:
     suppress_health_check=list(HealthCheck),
 )
 def test_every_operation_answers_as_documented(
-    case: schemathesis.Case, module_live_server: str, fuzz_credentials: str
+    case: schemathesis.Case[Any], module_live_server: str, fuzz_credentials: str
 ) -> None:
     headers = {"X-Forwarded-For": next(_addresses)}
     # An event that would come due after its retention is refused (400): a bound that
     # moves with the clock, which no JSON Schema can state.
-    excluded = [positive_data_acceptance] if _due_after_retention(case.body) else []
+    excluded: list[CheckFunction] = (
+        [positive_data_acceptance] if _due_after_retention(case.body) else []
+    )
     answer = case.call_and_validate(
         base_url=module_live_server, headers=headers, excluded_checks=excluded
     )

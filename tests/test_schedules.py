@@ -34,7 +34,7 @@ def three_workers(settings: Settings, tmp_path: Path) -> Iterator[list[Worker]]:
 
 
 def ticks(redis_client: redis.Redis, tx_key: str) -> list[int]:
-    return [int(t.split()[0]) for t in redis_client.lrange(f"test:ticks:{tx_key}", 0, -1)]  # type: ignore[union-attr]
+    return [int(t.split()[0]) for t in redis_client.lrange(f"test:ticks:{tx_key}", 0, -1)]
 
 
 def events(http: httpx.Client, name: str) -> list[dict[str, object]]:
@@ -74,7 +74,7 @@ def test_three_workers_fire_each_tick_once_and_follow_the_missed_tick_policy(
     assert ticks(redis_client, "new-year-skipped") == []
     assert events(http, "e2e.new-year-skipped") == []
     passed = schedules.last_tick("0 0 1 1 *", "UTC", now_ms())  # this one's time zone
-    assert int(redis_client.get(keys.flow_tick(SCOPE, "e2e.new-year-skipped"))) == passed  # type: ignore[arg-type]
+    assert int(redis_client.get(keys.flow_tick(SCOPE, "e2e.new-year-skipped"))) == passed
 
     fired = ticks(redis_client, "every-minute")
     assert len(fired) == len(set(fired))  # no tick ran twice

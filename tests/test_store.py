@@ -11,7 +11,7 @@ from tidings import models
 from tidings.settings import Settings
 from tidings.store import Store, keys
 from tidings.store.subscriptions import CLEANUP_BUDGET
-from tidings.work import Emitted, NewEvent, Scope, WorkItem
+from tidings.work import Claim, Emitted, NewEvent, Scope, WorkItem
 
 SCOPE = Scope("default", "test")
 SHIP = models.Subscription(txKey="ship", eventName="order.paid", queue="tidings")
@@ -177,7 +177,7 @@ def test_an_event_keeps_its_own_headers_and_query_and_its_handler_gets_them(
         query={"source": "cli", "tag": ["a", "b"]},
     )
 
-    async def scenario() -> tuple[models.EventWithTransactions, object]:
+    async def scenario() -> tuple[models.EventWithTransactions, Claim | None]:
         store = Store.from_settings(settings)
         try:
             plain = models.EmitRequest(event="invoice.paid")

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Dialog, Locator, Page, expect
 from worker_support import Worker
 
 from tidings.settings import Settings
@@ -130,7 +130,12 @@ def test_user_data_stays_inert_text(
     page: Page, live_server: str, new_key: Callable[..., httpx.Client]
 ) -> None:
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def dismiss(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
     shop = new_key("shop")
     first = emit(shop, XSS_NAME, XSS_PAYLOAD)
     sign_in(page, live_server, shop)

@@ -11,7 +11,7 @@ from tidings.celery_app import _run_batch
 from tidings.handlers import REGISTRY
 from tidings.settings import Settings
 from tidings.store import Store
-from tidings.work import NewEvent, Result, Scope, WorkItem
+from tidings.work import Claim, Emitted, NewEvent, Result, Scope, WorkItem
 from tidings.worker import Runner, Together
 
 SCOPE = Scope("default", "test")
@@ -43,10 +43,10 @@ def test_a_failed_call_fails_each_of_its_callers_and_not_the_next() -> None:
             raise ConnectionError("Redis away")
         return args
 
-    async def scenario() -> tuple[list[object], int]:
+    async def scenario() -> tuple[list[int | BaseException], int]:
         same = Together(many)
         failed = await asyncio.gather(same(0), same(1), return_exceptions=True)
-        return failed, await same(2)
+        return list(failed), await same(2)
 
     failed, later = asyncio.run(scenario())
     assert [type(f) for f in failed] == [ConnectionError, ConnectionError]
@@ -54,7 +54,7 @@ def test_a_failed_call_fails_each_of_its_callers_and_not_the_next() -> None:
 
 
 def test_claims_and_results_of_several_rows_in_one_round_trip_each(settings: Settings) -> None:
-    async def scenario() -> tuple[list[object], list[object], models.QueryPage]:
+    async def scenario() -> tuple[list[Claim | None], list[list[Emitted] | None], models.QueryPage]:
         store = Store.from_settings(settings)
         try:
             paid = [models.EmitRequest(event="order.paid")] * 3
