@@ -17,7 +17,7 @@ dev: $(BIN)/tidings
 lint: $(BIN)/tidings
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy tidings
+	$(BIN)/mypy tidings tests
 
 # Then the API contract, the workers end to end, flow control's scripts and what waits in the
 # due sets again, on a 3-master Redis Cluster with each scope spread over six partitions
