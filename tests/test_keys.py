@@ -75,18 +75,8 @@ local FULL = full_name(PLATFORM, LABEL, N)
 def run_in_lua(client: redis.Redis, expressions: list[str], sample: tuple[str, ...]) -> list[Any]:
     owner, env, key, tx_key, name = sample
     script = lua_file("keys") + ARGS + "return {" + ", ".join(expressions) + "}"
-    args: list[object] = [
-        owner,
-        env,
-        bytes.fromhex(key),
-        tx_key,
-        name,
-        PLATFORM,
-        LABEL,
-        STATE,
-        DIGEST,
-    ]
-    args += [PARTITION, CHUNK_NUMBER, IDEMPOTENCY_KEY]
+    args: list[object] = [owner, env, bytes.fromhex(key), tx_key, name, PLATFORM, LABEL, STATE]
+    args += [DIGEST, PARTITION, CHUNK_NUMBER, IDEMPOTENCY_KEY]
     answer: list[Any] = client.eval(script, 0, *args)
     return answer
 
