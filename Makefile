@@ -14,10 +14,13 @@ $(BIN)/tidings: pyproject.toml
 dev: $(BIN)/tidings
 	$(BIN)/tidings dev
 
+# Tests need no annotations on fixture arguments, nor on helpers answering JSON; their
+# bodies are still type-checked.
 lint: $(BIN)/tidings
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy tidings tests
+	$(BIN)/mypy tidings
+	$(BIN)/mypy --allow-untyped-defs --allow-incomplete-defs --no-warn-return-any tests
 
 # Then the API contract, the workers end to end, flow control's scripts and what waits in the
 # due sets again, on a 3-master Redis Cluster with each scope spread over six partitions
