@@ -111,10 +111,9 @@ class Events(SecretKeys):
             raise Unauthorized(MISSING_SECRET)
         digest = hash_secret(secret)
         holder = self._holders.get(digest)
+        keyed = [self._keyed(event) for event in events]
         if holder is not None:
-            emitted = await self._emit_checked(
-                digest, holder, events, idempotency_seconds, messages
-            )
+            emitted = await self._emit_checked(digest, holder, keyed, idempotency_seconds, messages)
             if emitted is not None:
                 return holder, emitted
         # The subscriptions version of the key's environment in the same round trip: of the
@@ -134,7 +133,7 @@ class Events(SecretKeys):
             models.CUSTOM_PLATFORM,
             caller.name,
             caller.name,
-            [self._keyed(event) for event in events],
+            keyed,
             version,
             idempotency_seconds,
         )
@@ -144,7 +143,7 @@ class Events(SecretKeys):
         self,
         digest: str,
         holder: Caller,
-        events: Sequence[models.EmitRequest | NewEvent],
+        keyed: list[tuple[str, NewEvent]],
         idempotency_seconds: int | None,
         messages: Messages | None,
     ) -> list[Emitted] | None:
@@ -155,12 +154,13 @@ class Events(SecretKeys):
         subscriptions changed since (nothing is stored): the caller goes the long way."""
         scope = holder.scope
         routing = self._routing.get(scope.env)
-        keyed = [self._keyed(event) for event in events]
         if (
             isinstance(self.redis, RedisCluster)  # the keys live on several nodes
             or routing is None
             or scope not in self._known_scopes
             or any(event.event not in routing.by_name for _, event in keyed)
+            or len(keyed) > EVENTS_PER_SCRIPT  # more than one script
+            or len(self._by_partition([key for key, _ in keyed])) > 1
         ):
             return None
         now = now_ms()
@@ -178,9 +178,7 @@ class Events(SecretKeys):
             now,
             idempotency_seconds,
         )
-        if len(calls) != 1:
-            return None
-        meta, *args = calls[0]
+        [(meta, *args)] = calls
         queued: list[tuple[str, bytes]] = []
         if messages and all(event.idempotency_key is None for _, event in keyed):
             # None can be a duplicate: their transactions are known before they are stored.
