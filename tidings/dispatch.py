@@ -14,6 +14,10 @@ pushed last still waits in its queue, with others to be taken before it), a scri
 the other messages anyway travel together, and fewer, larger messages cost the workers less
 per event, so that they catch up. Other brokers get Celery's publish, in a thread.
 
+Where the broker is the store's own Redis, an idle dispatcher lets /emit's script push the
+message itself as it stores the event, if the queue is empty (``publishing_with_store``):
+one round trip from request to queue while the workers keep up.
+
 It publishes after the events are durable in Redis, so a crash in between loses nothing:
 recovery hands out what was never published.
 """
