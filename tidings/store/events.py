@@ -60,6 +60,32 @@ class Row:
     stored: records.Stored | None = None
 
 
+@dataclass
+class EmitBatch:
+    """Events to store, with their routes, as the emit scripts' calls that store them."""
+
+    events: list[tuple[str, NewEvent]]
+    routes: list[list[tuple[str, str]]]
+    #: Each call is its partition's meta, then its arguments.
+    calls: list[list[Any]]
+    #: The events' indexes in the order the calls hold them.
+    placed: list[int]
+    now: int
+
+    def emitted(self, firsts: list[bytes]) -> list[Emitted]:
+        """The stored events, in the order given, from the scripts' firsts (in the order of
+        `placed`): an event with one was not stored, being a duplicate of that one."""
+        emitted: list[Emitted] = [Emitted("", [])] * len(self.events)
+        for i, first in zip(self.placed, firsts, strict=True):
+            key, event = self.events[i]
+            emitted[i] = (
+                Emitted(first.hex(), [], duplicate=True)
+                if first
+                else Emitted(key, self.routes[i], delayed=is_delayed(event, self.now))
+            )
+        return emitted
+
+
 class Events(SecretKeys):
     """Storing events and reading them back."""
 
@@ -165,24 +191,21 @@ class Events(SecretKeys):
             return None
         now = now_ms()
         self._check_due_times([event for _, event in keyed], now)
-        platform, label = models.CUSTOM_PLATFORM, holder.name
-        routes = [self._routes(routing, scope, platform, label, e.event) for _, e in keyed]
-        calls, placed = self._calls(
+        batch = self._batch(
             scope,
-            platform,
-            label,
+            models.CUSTOM_PLATFORM,
+            holder.name,
             holder.name,
             keyed,
-            routes,
-            routing.version,
+            routing,
             now,
             idempotency_seconds,
         )
-        [(meta, *args)] = calls
+        [(meta, *args)] = batch.calls
         queued: list[tuple[str, bytes]] = []
         if messages and all(event.idempotency_key is None for _, event in keyed):
             # None can be a duplicate: their transactions are known before they are stored.
-            will_store = self._emitted(keyed, routes, placed, [b""] * len(keyed), now)
+            will_store = batch.emitted([b""] * len(keyed))
             queued = messages([item for e in will_store for item in e.work(scope)])
         answer = await self._run_many(
             "events.emit_checked",
@@ -207,56 +230,35 @@ class Events(SecretKeys):
             self._holders.pop(digest, None)  # revoked, or replaced behind tidings' back
         if status != "ok":
             return None
-        emitted = self._emitted(keyed, routes, placed, found["firsts"], now)
+        emitted = batch.emitted(found["firsts"])
         if found["pushed"]:
             return [replace(e, published=True) for e in emitted]
         return emitted
 
-    def _calls(
+    def _batch(
         self,
         scope: Scope,
         platform: str,
         label: str,
         actor: str,
         events: list[tuple[str, NewEvent]],
-        routes: list[list[tuple[str, str]]],
-        version: int,
+        routing: Routing,
         now: int,
         idempotency_seconds: int | None,
-    ) -> tuple[list[list[Any]], list[int]]:
-        """The emit scripts' calls that store these events (each its partition's meta, then
-        its arguments), and the events' indexes in the order the calls hold them."""
+    ) -> EmitBatch:
+        """Events routed by `routing`, as the emit scripts' calls that store them."""
+        routes = [self._routes(routing, scope, platform, label, e.event) for _, e in events]
         idempotency = min(idempotency_seconds or self.ttl_seconds, self.ttl_seconds)
         calls, placed = [], []
         for p, indexes in self._by_partition([key for key, _ in events]).items():
             for first in range(0, len(indexes), EVENTS_PER_SCRIPT):
-                args: list[Any] = [now, self.grace_ms, actor, idempotency, version]
+                args: list[Any] = [now, self.grace_ms, actor, idempotency, routing.version]
                 for i in indexes[first : first + EVENTS_PER_SCRIPT]:
                     key, event = events[i]
                     args += event_args(key, event, platform, label, routes[i])
                     placed.append(i)
                 calls.append([keys.meta(scope, p), *args])
-        return calls, placed
-
-    @staticmethod
-    def _emitted(
-        events: list[tuple[str, NewEvent]],
-        routes: list[list[tuple[str, str]]],
-        placed: list[int],
-        firsts: list[bytes],
-        now: int,
-    ) -> list[Emitted]:
-        """The stored events, in the order given, from the scripts' firsts (in the order of
-        `placed`): an event with one was not stored, being a duplicate of that one."""
-        emitted: list[Emitted] = [Emitted("", [])] * len(events)
-        for i, first in zip(placed, firsts, strict=True):
-            key, event = events[i]
-            emitted[i] = (
-                Emitted(first.hex(), [], duplicate=True)
-                if first
-                else Emitted(key, routes[i], delayed=is_delayed(event, now))
-            )
-        return emitted
+        return EmitBatch(events, routes, calls, placed, now)
 
     async def _store(
         self,
@@ -275,24 +277,15 @@ class Events(SecretKeys):
         await self._register(scope)
         while True:
             routing = await self._routing_for(scope.env, {e.event for _, e in events}, version)
-            routes = [self._routes(routing, scope, platform, label, e.event) for _, e in events]
-            calls, placed = self._calls(
-                scope,
-                platform,
-                label,
-                actor,
-                events,
-                routes,
-                routing.version,
-                now,
-                idempotency_seconds,
+            batch = self._batch(
+                scope, platform, label, actor, events, routing, now, idempotency_seconds
             )
-            answers = [records.fields(a) for a in await self._run_many("events.emit", calls)]
+            answers = [records.fields(a) for a in await self._run_many("events.emit", batch.calls)]
             if all(text(a["status"]) == "ok" for a in answers):
                 break
             version = None  # a partition has seen newer subscriptions than these
         firsts = [first for answer in answers for first in answer["firsts"]]
-        return self._emitted(events, routes, placed, firsts, now)
+        return batch.emitted(firsts)
 
     def _check_due_times(self, events: list[NewEvent], now: int) -> None:
         """An event must come due while it is kept: else nothing of the batch is stored."""
