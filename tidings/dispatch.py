@@ -154,8 +154,9 @@ class CeleryBroker:
 class Dispatcher:
     def __init__(self, broker: Broker, *, broker_is_store: bool = False) -> None:
         self.broker = broker
-        #: Whether the store's Redis is the broker too: its scripts may push messages.
-        self.broker_is_store = broker_is_store and isinstance(broker, RedisBroker)
+        #: The broker, where it is the store's Redis too: the store's scripts may push
+        #: its messages.
+        self._store_broker = broker if broker_is_store and isinstance(broker, RedisBroker) else None
         self._pending: Items = []
         self._publishing: asyncio.Future[None] | None = None
 
@@ -173,13 +174,12 @@ class Dispatcher:
         in the same round trip; None when it may not (another broker, or a publish in
         flight, which the events then follow, as any do). Until the store answers, this
         counts as a publish in flight: events emitted meanwhile go out together after it."""
-        if not self.broker_is_store or self._publishing is not None:
+        if self._store_broker is None or self._publishing is not None:
             yield None
             return
-        assert isinstance(self.broker, RedisBroker)
         self._publishing = done = asyncio.get_running_loop().create_future()
         try:
-            yield self.broker.messages
+            yield self._store_broker.messages
         finally:
             done.set_result(None)
             self._publishing = None
